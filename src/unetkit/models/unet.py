@@ -1,0 +1,155 @@
+"""The U-Net: 2-D/3-D, valid or same padding, nearest or transposed upsampling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from unetkit.errors import ShapeError
+from unetkit.layers import ConvBlock, Downsample, Upsample, center_crop_to, conv_nd
+from unetkit.layers.blocks import NORMS, Norm
+from unetkit.models.geometry import UNetGeometry, as_tuple
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) with exact size arithmetic.
+
+    Encoder level i (i = 0..depth-1) applies a conv block with ``base_features * growth**i``
+    channels, then max pooling by ``factor`` (kernel = stride). The bottleneck has
+    ``base_features * growth**depth`` channels. Each decoder level upsamples (nearest, or a
+    transposed conv with kernel = stride = factor and half the channels), concatenates the
+    centre-cropped encoder features of the same level and applies a conv block. A final 1x1
+    convolution maps to ``out_channels`` (raw logits / embeddings; no activation).
+
+    Args:
+        in_channels: input channels C_in.
+        out_channels: output channels C_out.
+        ndim: 2 or 3 spatial axes.
+        depth: number of pooling steps l >= 1.
+        factor: pooling factor f, an int or one per spatial axis (anisotropic, e.g. ``(1, 2, 2)``).
+        base_features: channels of the first level.
+        growth: channel multiplier per level.
+        convs_per_level: 3x3 convolutions per conv block.
+        padding: ``"valid"`` (no padding; output smaller than input; exactly shift-equivariant
+            for shifts by multiples of f^l) or ``"same"`` (zero padding; output = input).
+        upsampling: ``"nearest"`` ("fixed") or ``"transposed"`` ("learnt").
+        norm: ``None``, ``"batch"``, ``"group"`` or ``"instance"``.
+
+    Shapes:
+        input ``(N, C_in, [D,] H, W)`` with a valid spatial shape (see :meth:`valid_input_shapes`),
+        output ``(N, C_out, *output_shape(spatial))``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        ndim: int = 2,
+        depth: int = 4,
+        factor: int | Sequence[int] = 2,
+        base_features: int = 16,
+        growth: int = 2,
+        convs_per_level: int = 2,
+        padding: Literal["valid", "same"] = "valid",
+        upsampling: Literal["nearest", "transposed"] = "nearest",
+        norm: Norm = None,
+    ) -> None:
+        super().__init__()
+        if norm == "none":
+            norm = None
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if upsampling not in ("nearest", "transposed"):
+            raise ValueError(f"upsampling must be 'nearest' or 'transposed', got {upsampling!r}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("base_features", base_features), ("growth", growth)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        fac = as_tuple(factor, ndim, "factor")
+        self.geometry = UNetGeometry(ndim, depth, fac, convs_per_level, 3, padding)
+        self.config: dict[str, Any] = dict(
+            in_channels=in_channels, out_channels=out_channels, ndim=ndim, depth=depth,
+            factor=list(fac) if not isinstance(factor, int) else factor, base_features=base_features,
+            growth=growth, convs_per_level=convs_per_level, padding=padding, upsampling=upsampling, norm=norm,
+        )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.ndim = ndim
+        self.depth = depth
+        features = [base_features * growth**i for i in range(depth + 1)]
+        self.features = features
+        block = dict(n_convs=convs_per_level, padding=padding, norm=norm)
+
+        self.encoders = nn.ModuleList()
+        channels = in_channels
+        for i in range(depth):
+            self.encoders.append(ConvBlock(channels, features[i], ndim, **block))
+            channels = features[i]
+        self.pools = nn.ModuleList(Downsample(fac) for _ in range(depth))
+        self.bottleneck = ConvBlock(features[depth - 1], features[depth], ndim, **block)
+
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        channels = features[depth]
+        for i in reversed(range(depth)):
+            up = Upsample(fac, upsampling, channels, features[i])
+            self.upsamplers.append(up)
+            self.decoders.append(ConvBlock(up.out_channels + features[i], features[i], ndim, **block))
+            channels = features[i]
+        self.head = conv_nd(ndim)(features[0], out_channels, kernel_size=1)
+
+    # ------------------------------------------------------------------ size arithmetic
+    @property
+    def padding(self) -> str:
+        return self.geometry.padding
+
+    @property
+    def halo(self) -> tuple[int, ...]:
+        """Context per side, ``(input - output) / 2`` per axis (see :class:`UNetGeometry`)."""
+        return self.geometry.halo
+
+    @property
+    def shift_period(self) -> tuple[int, ...]:
+        """f^l per axis."""
+        return self.geometry.shift_period
+
+    def output_shape(self, spatial_shape: Sequence[int]) -> tuple[int, ...]:
+        """Output spatial shape for an input spatial shape; ``ShapeError`` (a ``ValueError``) if invalid."""
+        return self.geometry.output_shape(spatial_shape)
+
+    def input_shape_for(self, output_shape: Sequence[int]) -> tuple[int, ...]:
+        """Input spatial shape that produces ``output_shape``."""
+        return self.geometry.input_shape_for(output_shape)
+
+    def valid_input_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
+        """Valid input shapes nearest to ``near``, closest first."""
+        return self.geometry.valid_input_shapes(near)
+
+    def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
+        """Achievable output shapes nearest to ``near``, closest first."""
+        return self.geometry.valid_output_shapes(near)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C_in, *S)`` -> ``(N, C_out, *output_shape(S))``."""
+        if x.dim() != self.ndim + 2:
+            raise ShapeError(
+                f"expected a {self.ndim + 2}-D tensor (N, C, {'D, ' if self.ndim == 3 else ''}H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ShapeError(f"expected {self.in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+        self.geometry.output_shape(x.shape[2:])  # raises with the nearest valid shapes
+        skips: list[Tensor] = []
+        for enc, pool in zip(self.encoders, self.pools):
+            x = enc(x)
+            skips.append(x)
+            x = pool(x)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
+            x = up(x)
+            x = dec(torch.cat([center_crop_to(skip, x), x], dim=1))
+        return self.head(x)
