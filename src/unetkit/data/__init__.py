@@ -1,0 +1,1 @@
+"""Data: I/O, datasets, synthetic generators, transforms."""
