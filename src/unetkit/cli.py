@@ -1,0 +1,158 @@
+"""The ``unetkit`` command: ``train``, ``predict``, ``evaluate``, ``demo``.
+
+Errors caused by input (missing files, bad axes or sizes, unknown config keys) are printed as
+one ``unetkit: error: ...`` line, without a traceback, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from unetkit import __version__
+from unetkit.errors import InputError, MissingFileError, UnetkitError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unetkit", description="U-Net segmentation: train, predict, evaluate.")
+    p.add_argument("--version", action="version", version=f"unetkit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a YAML config", description=(
+        "Train from a YAML config; key=value arguments override config entries (e.g. training.iterations=500)."))
+    t.add_argument("-c", "--config", type=Path, help="YAML config (see configs/)")
+    t.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    pr = sub.add_parser("predict", help="segment images with a trained run")
+    pr.add_argument("-m", "--model", type=Path, required=True, metavar="RUN", help="run folder written by train")
+    pr.add_argument("-i", "--input", required=True, help="image file (file.h5:key for HDF5/Zarr) or folder")
+    pr.add_argument("-o", "--output", required=True, help="output file, or folder when the input is a folder")
+    pr.add_argument("--axes", help="axes of the input files, e.g. YX, CYX, ZYX (default: inferred)")
+    pr.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    pr.add_argument("--output-type", choices=["labels", "probabilities", "logits"], default="labels")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
+    ev.add_argument("-p", "--pred", required=True, type=Path, help="prediction file or folder")
+    ev.add_argument("-g", "--gt", required=True, type=Path, help="ground-truth file or folder (paired by file name)")
+    ev.add_argument("--metrics", default="iou,dice", help="comma-separated: iou, dice")
+    ev.add_argument("--foreground", action="store_true", help="binarise both: any non-zero label is foreground")
+    ev.add_argument("--num-classes", type=int, default=None, help="number of classes (default: inferred)")
+    ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
+
+    d = sub.add_parser("demo", help="train and evaluate on built-in synthetic data (about two minutes on a CPU)")
+    d.add_argument("--out", type=Path, default=Path("unetkit-demo"), help="folder for data, run and results")
+    d.add_argument("--iterations", type=int, default=None, help="training iterations (default: sized for ~2 min)")
+    d.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from unetkit.training import Trainer, load_config
+
+    if args.resume is not None:
+        if args.config is not None:
+            raise InputError("use either -c CONFIG (new run) or --resume RUN (continue), not both")
+        cfg_path = args.resume / "config.yaml"
+        if not cfg_path.is_file():
+            raise MissingFileError(f"cannot resume: {args.resume} has no config.yaml")
+        cfg = load_config(cfg_path, [*args.overrides, f"out={args.resume}"])
+        trainer = Trainer(cfg, resume=True)
+    else:
+        if args.config is None:
+            raise InputError("train needs -c CONFIG (a YAML file, see configs/) or --resume RUN")
+        cfg = load_config(args.config, args.overrides)
+        trainer = Trainer(cfg)
+    print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
+          f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
+          f"patches {trainer.input_shape} -> {trainer.output_shape}")
+    result = trainer.fit()
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in result.final_metrics.items())
+    print(f"done: {result.iterations} iterations in {result.seconds:.0f} s; {shown or 'no validation data'}")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from unetkit.data.io import list_images, parse_location
+    from unetkit.inference.files import predict_file
+    from unetkit.training.checkpoint import load_run
+    from unetkit.training.device import select_device
+
+    device = select_device(args.device)
+    cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
+    model.to(device)
+    src, key = parse_location(args.input)
+    if src.is_dir() and key is None and not src.name.endswith(".zarr"):
+        out_dir = Path(args.output)
+        files = list_images(src)
+        from tqdm.auto import tqdm
+
+        for f in tqdm(files, desc="predict", unit="image", disable=not sys.stderr.isatty()):
+            predict_file(model, task, cfg, f, out_dir / f"{_stem(f)}.tif", axes=args.axes,
+                         output_type=args.output_type, overwrite=args.overwrite)
+        print(f"wrote {len(files)} predictions to {out_dir}")
+    else:
+        written = predict_file(model, task, cfg, args.input, args.output, axes=args.axes,
+                               output_type=args.output_type, overwrite=args.overwrite)
+        print(f"wrote {written}")
+    return 0
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.zarr", ".ome.tif", ".ome.tiff"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from unetkit.metrics.evaluate import evaluate_paths
+
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    result = evaluate_paths(args.pred, args.gt, metrics=names, foreground=args.foreground,
+                            num_classes=args.num_classes)
+    width = max([len(r["name"]) for r in result["images"]] + [5])
+    print("  ".join([f"{'image':<{width}}", *[f"{m:>8}" for m in names]]))
+    for r in result["images"]:
+        print("  ".join([f"{r['name']:<{width}}", *[f"{r[m]:8.4f}" for m in names]]))
+    print("  ".join([f"{'mean':<{width}}", *[f"{result['mean'][m]:8.4f}" for m in names]]))
+    if args.output:
+        from unetkit.training.checkpoint import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(result, indent=2))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from unetkit.demo import run_demo
+
+    run_demo(args.out, iterations=args.iterations, seed=args.seed)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``unetkit`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UnetkitError as exc:
+        print(f"unetkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unetkit: interrupted; files already written (checkpoints, outputs) are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Training: configuration schemas, tasks, the one trainer, checkpoints."""
+
+from unetkit.training.checkpoint import load_model
+from unetkit.training.config import RunConfig, load_config, validate_config
+from unetkit.training.tasks import TASKS, SemanticTask, Task, build_task
+from unetkit.training.trainer import FitResult, Trainer, train
+
+__all__ = [
+    "TASKS",
+    "FitResult",
+    "RunConfig",
+    "SemanticTask",
+    "Task",
+    "Trainer",
+    "build_task",
+    "load_config",
+    "load_model",
+    "train",
+    "validate_config",
+]

@@ -1,0 +1,110 @@
+"""Run-folder files written atomically, and loading trained models back.
+
+A run folder holds::
+
+    config.yaml          resolved run configuration
+    model.json           model name + constructor arguments (enough to rebuild it)
+    metrics.jsonl        one JSON object per logged iteration
+    checkpoints/last.pt  model, optimizer, scheduler, RNG states, iteration (for resuming)
+    checkpoints/best.pt  model weights with the best validation score
+    training.png         loss and validation curves
+
+Every file is written to a temporary file in the same folder and moved into place with
+``os.replace``, so a crash never leaves a truncated or half-written checkpoint: the previous
+version stays until the new one is complete. Checkpoints hold only tensors and plain Python
+values and load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from unetkit.errors import MissingFileError
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Atomically write a text file (UTF-8)."""
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Atomically ``torch.save`` a dict of state dicts / tensors / plain values."""
+    return atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with a clear error for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def save_model_json(run_dir: str | Path, name: str, kwargs: dict[str, Any]) -> Path:
+    """Write ``model.json`` ({"name": ..., "kwargs": {...}}) into a run folder."""
+    return atomic_write_text(Path(run_dir) / "model.json", json.dumps({"name": name, "kwargs": kwargs}, indent=2))
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """Path of ``best`` or ``last`` checkpoint (``best`` falls back to ``last`` when absent)."""
+    ckpt = Path(run_dir) / "checkpoints"
+    if which not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {which!r}")
+    path = ckpt / f"{which}.pt"
+    if which == "best" and not path.is_file():
+        path = ckpt / "last.pt"
+    return path
+
+
+def load_model(run_dir: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a trained model from a run folder (``model.json`` + a checkpoint), in eval mode."""
+    from unetkit.models import create_model
+
+    run = Path(run_dir)
+    spec_file = run / "model.json"
+    if not spec_file.is_file():
+        raise MissingFileError(f"{run} is not a unetkit run folder (no model.json)")
+    spec = json.loads(spec_file.read_text())
+    model = create_model(spec["name"], **spec["kwargs"])
+    state = load_checkpoint(checkpoint_path(run, which), map_location)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def load_run(run_dir: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> tuple[Any, nn.Module, Any]:
+    """``(config, model, task)`` of a run folder: the resolved config, the trained model (eval
+    mode) and the task that post-processes its outputs."""
+    from unetkit.training.config import load_config
+    from unetkit.training.tasks import build_task
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise MissingFileError(f"{run} is not a unetkit run folder (no config.yaml)")
+    cfg = load_config(run / "config.yaml")
+    model = load_model(run, which, map_location)
+    return cfg, model, build_task(cfg.task, cfg.model)

@@ -1,0 +1,234 @@
+"""Run configuration: pydantic models, YAML loading, ``key=value`` overrides.
+
+An unknown key or a bad value is a :class:`~unetkit.errors.ConfigError` that names the key
+path (``data.batch_size``) and what is expected. The resolved configuration (defaults filled
+in, overrides applied) is written to every run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unetkit.errors import ConfigError, MissingFileError
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelConfig(Strict):
+    """Model to build from the registry (:func:`unetkit.models.create_model`)."""
+
+    name: str = "unet"
+    in_channels: int = Field(1, ge=1)
+    out_channels: int = Field(2, ge=1)
+    ndim: Literal[2, 3] = 2
+    depth: int = Field(3, ge=1, le=8)
+    factor: int | list[int] = 2
+    base_features: int = Field(16, ge=1)
+    growth: int = Field(2, ge=1)
+    convs_per_level: int = Field(2, ge=1)
+    padding: Literal["valid", "same"] = "valid"
+    upsampling: Literal["nearest", "transposed"] = "nearest"
+    norm: Literal["batch", "group", "instance", "none"] | None = "batch"
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the model factory."""
+        out = self.model_dump(exclude={"name"})
+        if out["norm"] == "none":
+            out["norm"] = None
+        return out
+
+
+class SplitConfig(Strict):
+    """A folder of images and a folder of labels paired by file stem."""
+
+    images: Path
+    labels: Path
+
+
+class NormalizeConfig(Strict):
+    mode: Literal["percentile", "meanstd", "none"] = "percentile"
+    low: float = Field(1.0, ge=0, le=100)
+    high: float = Field(99.8, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> NormalizeConfig:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+    def kwargs(self) -> dict[str, float]:
+        """Keyword arguments for :func:`unetkit.data.normalize.normalize` besides the mode."""
+        return {"low": self.low, "high": self.high} if self.mode == "percentile" else {}
+
+
+class DataConfig(Strict):
+    """Training data and patch sampling."""
+
+    train: SplitConfig | None = None
+    val: SplitConfig | None = None
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    axes: str | None = None
+    label_axes: str | None = None
+    patch_shape: list[int] = Field(default_factory=lambda: [128, 128])
+    batch_size: int = Field(4, ge=1)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    augment: dict[str, Any] | None = Field(default_factory=lambda: {"flip": True, "rot90": True})
+
+    @field_validator("patch_shape")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(s < 1 for s in v):
+            raise ValueError(f"patch sizes must be positive, got {v}")
+        return v
+
+
+class TaskConfig(Strict):
+    """What is learnt: a task from :mod:`unetkit.training.tasks`."""
+
+    name: Literal["semantic"] = "semantic"
+    labels: Literal["semantic", "foreground"] = "semantic"
+    ce_weight: float = Field(1.0, ge=0)
+    dice_weight: float = Field(1.0, ge=0)
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class SchedulerConfig(Strict):
+    name: Literal["none", "plateau", "cosine"] = "none"
+    patience: int = Field(5, ge=0)
+    factor: float = Field(0.5, gt=0, lt=1)
+    min_lr: float = Field(0.0, ge=0)
+
+
+class TrainingConfig(Strict):
+    """Loop control: everything is counted in iterations (optimizer steps)."""
+
+    iterations: int = Field(1000, ge=1)
+    val_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class RunConfig(Strict):
+    """A whole training run."""
+
+    out: Path = Path("runs/unet")
+    seed: int = 0
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if len(self.data.patch_shape) != self.model.ndim:
+            raise ValueError(
+                f"data.patch_shape {self.data.patch_shape} has {len(self.data.patch_shape)} values "
+                f"but model.ndim is {self.model.ndim}"
+            )
+        return self
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{loc}'")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{loc}: {err['msg']}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from a plain dict; ``ConfigError`` on any problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``'data.batch_size=8'`` -> (['data', 'batch_size'], 8); the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.path=value")
+    key, _, value = item.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse the value of override {item!r}: {exc}") from None
+    return path, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key.path=value`` overrides applied."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides.
+
+    Relative data paths in the file are resolved against the config file's folder.
+    """
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise MissingFileError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        base = p.resolve().parent
+    raw = apply_overrides(raw, overrides or [])
+    cfg = validate_config(raw)
+    for split in (cfg.data.train, cfg.data.val):
+        if split is not None:
+            split.images = _resolve(split.images, base)
+            split.labels = _resolve(split.labels, base)
+    return cfg
+
+
+def _resolve(p: Path, base: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """YAML text of the resolved configuration (paths as strings)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

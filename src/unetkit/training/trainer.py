@@ -1,0 +1,291 @@
+"""The one training loop shared by every method.
+
+The trainer knows nothing about a method beyond its :class:`~unetkit.training.tasks.Task`:
+it samples patches, steps the optimiser, validates, logs and checkpoints. Counting is in
+iterations (optimizer steps); validation happens every ``training.val_every`` iterations and
+a resumable checkpoint is written every ``training.checkpoint_every`` iterations and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unetkit.data.datasets import PatchSampler, Sample, load_folder, split_samples
+from unetkit.data.transforms import build_augmentation
+from unetkit.errors import ConfigError, InputError, TrainingDiverged
+from unetkit.inference import predict
+from unetkit.models import create_model
+from unetkit.training.checkpoint import (
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_json,
+)
+from unetkit.training.config import RunConfig, dump_config
+from unetkit.training.device import select_device
+from unetkit.training.tasks import IGNORE, Task, build_task, predict_labels
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    run_dir: Path
+    iterations: int
+    best_metric: float | None
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    opt = cfg.optimizer
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, mode: str) -> Any:
+    sch = cfg.scheduler
+    if sch.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.training.iterations, eta_min=sch.min_lr)
+    if sch.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=sch.factor, patience=sch.patience, min_lr=sch.min_lr
+        )
+    return None
+
+
+class Trainer:
+    """Train a model for a task described by a :class:`RunConfig`.
+
+    Args:
+        cfg: the resolved configuration; ``cfg.out`` is the run folder.
+        train_samples, val_samples: in-memory data (Python API); when None they are read from
+            ``cfg.data.train`` / ``cfg.data.val`` (or split off by ``cfg.data.val_fraction``).
+        resume: continue from ``<out>/checkpoints/last.pt``. Without it, a run folder that
+            already holds checkpoints is refused, so nothing is overwritten by accident.
+        progress: show a tqdm progress bar (only on a terminal).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        train_samples: list[Sample] | None = None,
+        val_samples: list[Sample] | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.resume = resume
+        self.progress = progress
+        last = self.ckpt_dir / "last.pt"
+        if resume and not last.is_file():
+            raise InputError(f"cannot resume: {last} does not exist")
+        if not resume and last.is_file():
+            raise ConfigError(
+                f"run folder {self.run_dir} already holds a run ({last}); resume it with "
+                f"`unetkit train --resume {self.run_dir}` or choose another out=..."
+            )
+        if cfg.training.threads:
+            torch.set_num_threads(cfg.training.threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.device = select_device(cfg.training.device)
+        self.task: Task = build_task(cfg.task, cfg.model)
+        self.model = create_model(cfg.model.name, **cfg.model.kwargs()).to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.task.main_mode)
+        self.input_shape = self.model.valid_input_shapes(cfg.data.patch_shape)[0]
+        self.output_shape = self.model.output_shape(self.input_shape)
+        self.train_samples, self.val_samples = self._data(train_samples, val_samples)
+        self.sampler = PatchSampler(
+            self.train_samples, self.input_shape, self.output_shape, batch_size=cfg.data.batch_size,
+            rng=self.rng, augment=build_augmentation(cfg.data.augment, cfg.model.ndim), ignore_index=IGNORE,
+        )
+        self.step = 0
+        self.best: float | None = None
+
+    # ------------------------------------------------------------------ data
+    def _data(self, train: list[Sample] | None, val: list[Sample] | None) -> tuple[list[Sample], list[Sample]]:
+        cfg = self.cfg
+        if train is None:
+            if cfg.data.train is None:
+                raise ConfigError("no training data: set data.train.images and data.train.labels")
+            train = self._load(cfg.data.train.images, cfg.data.train.labels)
+            if val is None and cfg.data.val is not None:
+                val = self._load(cfg.data.val.images, cfg.data.val.labels)
+        else:
+            train = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in train]
+            if val is not None:
+                val = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in val]
+        if val is None:
+            split_rng = np.random.default_rng([cfg.seed, 1])
+            train, val = split_samples(train, cfg.data.val_fraction, split_rng)
+        if not train:
+            raise InputError("no training samples left after the validation split; lower data.val_fraction")
+        return train, val
+
+    def _load(self, images: Path, labels: Path) -> list[Sample]:
+        d = self.cfg.data
+        return load_folder(
+            images, labels, ndim=self.cfg.model.ndim, channels=self.cfg.model.in_channels, axes=d.axes,
+            label_axes=d.label_axes, normalize_mode=d.normalize.mode,
+            normalize_kwargs=d.normalize.kwargs(),
+            prepare_labels=self.task.prepare_labels,
+        )
+
+    # ------------------------------------------------------------------ state
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "step": self.step,
+            "best": self.best if self.best is not None else float("nan"),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+        }
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        best = float(state["best"])
+        self.best = None if math.isnan(best) else best
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self._truncate_log(self.step)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+        log = self.run_dir / "metrics.jsonl"
+        if log.is_file():
+            kept = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+            atomic_write_text(log, "".join(ln + "\n" for ln in kept))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _save_last(self) -> None:
+        save_checkpoint(self.ckpt_dir / "last.pt", self._state())
+
+    def _is_better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.task.main_mode == "max" else value < self.best
+
+    # ------------------------------------------------------------------ loop
+    def validate(self) -> dict[str, float]:
+        """Predict every validation image whole and return the task's metrics."""
+        acc = self.task.new_metrics()
+        for s in self.val_samples:
+            out = predict(self.model, s.image, device=self.device)
+            acc.update(predict_labels(self.task, out), s.labels)
+        return acc.compute()
+
+    def fit(self) -> FitResult:
+        """Run (or continue) training until ``training.iterations``; returns a :class:`FitResult`."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            self._restore()
+        else:
+            atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
+            save_model_json(self.run_dir, cfg.model.name, cfg.model.kwargs())
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        from tqdm.auto import tqdm
+
+        total = cfg.training.iterations
+        bar = tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True,
+                   disable=not (self.progress and sys.stderr.isatty()))
+        t0 = time.perf_counter()
+        running: list[float] = []
+        metrics: dict[str, float] = {}
+        self.model.train()
+        try:
+            while self.step < total:
+                x, y = self.sampler.sample()
+                xt = torch.from_numpy(x).to(self.device)
+                yt = torch.from_numpy(y).to(self.device)
+                out = self.model(xt)
+                loss, parts = self.task.loss(out, yt)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    self._log({"step": self.step + 1, "event": "diverged", "loss": str(value)})
+                    kept = self.ckpt_dir / "last.pt"
+                    where = f"the last good checkpoint {kept} is kept" if kept.is_file() else "no checkpoint had been written yet"
+                    raise TrainingDiverged(
+                        f"training loss became {value} at iteration {self.step + 1}; stopped, {where}. "
+                        f"Try a lower optimizer.lr (now {cfg.optimizer.lr}) or check the data"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                if self.scheduler is not None and cfg.scheduler.name == "cosine":
+                    self.scheduler.step()
+                self.step += 1
+                running.append(value)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+                if self.step % cfg.training.val_every == 0 or self.step == total:
+                    metrics = self._validate_and_log(running, parts)
+                    running = []
+                if self.step % cfg.training.checkpoint_every == 0 or self.step == total:
+                    self._save_last()
+        finally:
+            bar.close()
+        self._plot()
+        return FitResult(self.run_dir, self.step, self.best, metrics, time.perf_counter() - t0)
+
+    def _validate_and_log(self, running: list[float], parts: dict[str, float]) -> dict[str, float]:
+        record: dict[str, Any] = {
+            "step": self.step,
+            "train/loss": float(np.mean(running)) if running else None,
+            **{f"train/{k}": v for k, v in parts.items()},
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        metrics: dict[str, float] = {}
+        if self.val_samples:
+            metrics = self.validate()
+            self.model.train()
+            record.update({f"val/{k}": v for k, v in metrics.items()})
+            main = metrics[self.task.main_metric]
+            if self.scheduler is not None and self.cfg.scheduler.name == "plateau":
+                self.scheduler.step(main)
+            if self._is_better(main):
+                self.best = main
+                save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "step": self.step,
+                                                           self.task.main_metric: main})
+        else:
+            # without validation data the latest weights are the best we know
+            save_checkpoint(self.ckpt_dir / "best.pt", {"model": self.model.state_dict(), "step": self.step})
+        self._log(record)
+        return metrics
+
+    def _plot(self) -> None:
+        from unetkit.report import plot_training_curves
+
+        plot_training_curves(self.run_dir / "metrics.jsonl", self.run_dir / "training.png")
+
+
+def train(cfg: RunConfig, **kwargs: Any) -> FitResult:
+    """Build a :class:`Trainer` and run it (see its arguments)."""
+    return Trainer(cfg, **kwargs).fit()
