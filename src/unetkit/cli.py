@@ -68,6 +68,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise InputError("train needs -c CONFIG (a YAML file, see configs/) or --resume RUN")
         cfg = load_config(args.config, args.overrides)
         trainer = Trainer(cfg)
+    if list(trainer.input_shape) != list(cfg.data.patch_shape):
+        print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this U-Net; "
+              f"using the nearest valid size {list(trainer.input_shape)}")
     print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
           f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
           f"patches {trainer.input_shape} -> {trainer.output_shape}")
