@@ -1,7 +1,9 @@
 """The ``unetkit`` command: ``train``, ``predict``, ``evaluate``, ``demo``.
 
 Errors caused by input (missing files, bad axes or sizes, unknown config keys) are printed as
-one ``unetkit: error: ...`` line, without a traceback, and the exit status is 2.
+one ``unetkit: error: ...`` line, without a traceback, and the exit status is 2. Other
+file-system errors (permission denied, disk full, a file where a folder is needed) are printed
+the same way with exit status 1.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config is None:
             raise InputError("train needs -c CONFIG (a YAML file, see configs/) or --resume RUN")
         cfg = load_config(args.config, args.overrides)
+        _check_run_folder(Path(cfg.out))
         trainer = Trainer(cfg)
     if list(trainer.input_shape) != list(cfg.data.patch_shape):
         print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this U-Net; "
@@ -81,6 +84,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_run_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out={out} is an existing file, not a run folder; choose another out=...")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from unetkit.data.io import list_images, parse_location
     from unetkit.inference.files import predict_file
@@ -93,11 +101,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     src, key = parse_location(args.input)
     if src.is_dir() and key is None and not src.name.endswith(".zarr"):
         out_dir = Path(args.output)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"the input {src} is a folder, so the output must be a folder too; "
+                             f"{out_dir} is a file")
         files = list_images(src)
+        targets = [out_dir / f"{_stem(f)}.tif" for f in files]
+        existing = [t for t in targets if t.exists()]
+        if existing and not args.overwrite:  # refuse before any work, not halfway through
+            shown = ", ".join(t.name for t in existing[:5]) + (" ..." if len(existing) > 5 else "")
+            raise InputError(f"{len(existing)} output file(s) already exist in {out_dir} ({shown}); "
+                             "pass --overwrite to replace them")
         from tqdm.auto import tqdm
 
-        for f in tqdm(files, desc="predict", unit="image", disable=not sys.stderr.isatty()):
-            predict_file(model, task, cfg, f, out_dir / f"{_stem(f)}.tif", axes=args.axes,
+        pairs = list(zip(files, targets))
+        for f, target in tqdm(pairs, desc="predict", unit="image", disable=not sys.stderr.isatty()):
+            predict_file(model, task, cfg, f, target, axes=args.axes,
                          output_type=args.output_type, overwrite=args.overwrite)
         print(f"wrote {len(files)} predictions to {out_dir}")
     else:
@@ -152,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnetkitError as exc:
         print(f"unetkit: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # file-system trouble not caught as input errors above
+        where = f": '{exc.filename}'" if exc.filename else ""
+        print(f"unetkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("unetkit: interrupted; files already written (checkpoints, outputs) are kept", file=sys.stderr)
         return 130

@@ -34,6 +34,8 @@ def evaluate_arrays(
         raise InputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     if not pairs:
         raise InputError("nothing to evaluate: no prediction / ground-truth pairs")
+    if num_classes is not None and num_classes < 1:
+        raise InputError(f"num_classes must be >= 1, got {num_classes}")
     if num_classes is None and not foreground:
         num_classes = max(2, *(int(max(p.max(initial=0), g.max(initial=0))) + 1 for _, p, g in pairs))
     rows = []
