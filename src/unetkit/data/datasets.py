@@ -131,28 +131,40 @@ def split_samples(samples: Sequence[Sample], fraction: float, rng: np.random.Gen
     return train, val
 
 
+def _mirror_indices(start: int, n: int, size: int) -> np.ndarray:
+    """Indices ``start .. start + n - 1`` mirrored into ``0..size-1`` (``np.pad`` 'reflect' rule)."""
+    idx = np.arange(start, start + n)
+    if size == 1:
+        return np.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx < size, idx, period - idx)
+
+
 def extract_window(array: np.ndarray, start: Sequence[int], shape: Sequence[int], *, fill: float | None) -> np.ndarray:
     """Window ``array[..., start : start + shape]`` over the trailing axes, allowed to leave the array.
 
-    Outside parts are mirrored (``fill=None``) or set to the constant ``fill``.
+    Outside parts are mirrored (``fill=None``; as ``np.pad(..., mode="reflect")`` of the whole
+    array, any distance from it) or set to the constant ``fill``.
     """
     nd = len(shape)
     lead = array.ndim - nd
-    slices, pads = [], []
-    for s, n, size in zip(start, shape, array.shape[lead:]):
-        lo, hi = max(s, 0), min(s + n, size)
-        if hi <= lo:  # window entirely outside on this axis: take the nearest edge pixel row
-            lo, hi = (0, 1) if s + n <= 0 else (size - 1, size)
-        slices.append(slice(lo, hi))
-        pads.append((lo - s, s + n - hi))
-    crop = array[(Ellipsis, *slices)]
-    if not any(p for pair in pads for p in pair):
-        return crop.copy()
-    width = [(0, 0)] * lead + pads
+    spatial = array.shape[lead:]
+    if all(s >= 0 and s + n <= size for s, n, size in zip(start, shape, spatial)):
+        return array[(Ellipsis, *(slice(s, s + n) for s, n in zip(start, shape)))].copy()
     if fill is None:
-        mode = "reflect" if all(c > 1 for c in crop.shape[lead:]) else "edge"
-        return np.pad(crop, width, mode=mode)
-    return np.pad(crop, width, mode="constant", constant_values=fill)
+        index = np.ix_(*(_mirror_indices(s, n, size) for s, n, size in zip(start, shape, spatial)))
+        return array[(Ellipsis, *index)]
+    out = np.full((*array.shape[:lead], *shape), fill, dtype=array.dtype)
+    src, dst = [], []
+    for s, n, size in zip(start, shape, spatial):
+        lo, hi = max(s, 0), min(s + n, size)
+        if hi <= lo:  # window entirely outside on this axis: all fill
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - s, hi - s))
+    out[(Ellipsis, *dst)] = array[(Ellipsis, *src)]
+    return out
 
 
 class PatchSampler:

@@ -65,7 +65,7 @@ def predict(model: nn.Module, array: np.ndarray, *, batch_size: int = 1, device:
     c_in = int(model.in_channels)
     x = np.asarray(array)
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise InputError(f"image dtype {x.dtype} is not a real numeric type")
+        raise InputError(f"image of shape {x.shape} has dtype {x.dtype}, which is not a real numeric type")
     stacked = x.ndim == ndim + 2
     if x.ndim == ndim and c_in == 1:
         x = x[None]

@@ -1,0 +1,115 @@
+"""evaluate_arrays / evaluate_paths: per-image scores, means, foreground mode, files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unetkit.data.io import write_image
+from unetkit.errors import InputError
+from unetkit.metrics.evaluate import METRICS, evaluate_arrays, evaluate_paths
+
+# a: binary, tp 2 fp 1 fn 2 -> IoU 2/5, Dice 4/7
+A_PRED = np.array([[1, 1, 1, 0], [0, 0, 0, 0]])
+A_GT = np.array([[1, 1, 0, 0], [1, 1, 0, 0]])
+# b: perfect
+B = np.array([[0, 1], [1, 0]])
+# c: instance ids; pixels (gt, pred): (0,0) (2,1) / (1,2) (0,2)
+C_PRED = np.array([[0, 1], [2, 2]])
+C_GT = np.array([[0, 2], [1, 0]])
+
+
+def test_hand_example_binary() -> None:
+    res = evaluate_arrays([("a", A_PRED, A_GT), ("b", B, B)])
+    assert res["metrics"] == ["iou", "dice"]
+    assert res["foreground"] is False
+    assert [r["name"] for r in res["images"]] == ["a", "b"]
+    a, b = res["images"]
+    assert a["iou"] == pytest.approx(2 / 5)
+    assert a["dice"] == pytest.approx(4 / 7)
+    assert b["iou"] == 1.0 and b["dice"] == 1.0
+    # the mean is over images, not pixels
+    assert res["mean"]["iou"] == pytest.approx((2 / 5 + 1) / 2)
+    assert res["mean"]["dice"] == pytest.approx((4 / 7 + 1) / 2)
+
+
+def test_metric_subset_and_order() -> None:
+    res = evaluate_arrays([("a", A_PRED, A_GT)], metrics=["dice"])
+    assert res["metrics"] == ["dice"]
+    assert set(res["images"][0]) == {"name", "dice"}
+    assert set(res["mean"]) == {"dice"}
+
+
+def test_unknown_metric_lists_available() -> None:
+    with pytest.raises(InputError) as err:
+        evaluate_arrays([("a", A_PRED, A_GT)], metrics=["iou", "hausdorff"])
+    msg = str(err.value)
+    assert "hausdorff" in msg
+    for name in METRICS:
+        assert name in msg.split("available")[1]
+
+
+def test_nothing_to_evaluate_and_shape_mismatch() -> None:
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        evaluate_arrays([])
+    with pytest.raises(InputError, match=r"bad.*\(2, 4\).*\(4, 2\)"):
+        evaluate_arrays([("ok", B, B), ("bad", A_PRED, A_GT.T)])
+
+
+def test_multiclass_vs_foreground_mode() -> None:
+    # multi-class (K = 3 inferred): class 1 tp 0 fp 1 fn 1 -> 0; class 2 tp 0 fp 2 fn 1 -> 0
+    multi = evaluate_arrays([("c", C_PRED, C_GT)])
+    assert multi["images"][0]["iou"] == 0.0
+    assert multi["images"][0]["dice"] == 0.0
+    # foreground: pred > 0 = [[0,1],[1,1]], gt > 0 = [[0,1],[1,0]] -> tp 2 fp 1 fn 0
+    fg = evaluate_arrays([("c", C_PRED, C_GT)], foreground=True)
+    assert fg["foreground"] is True
+    assert fg["images"][0]["iou"] == pytest.approx(2 / 3)
+    assert fg["images"][0]["dice"] == pytest.approx(4 / 5)
+
+
+def test_num_classes_is_shared_across_images() -> None:
+    """K is inferred over all pairs; an image without class 2 scores it as empty (1.0)."""
+    res = evaluate_arrays([("c", C_PRED, C_GT), ("a", A_PRED, A_GT)])
+    assert res["images"][1]["iou"] == pytest.approx((2 / 5 + 1.0) / 2)
+    explicit = evaluate_arrays([("a", A_PRED, A_GT)], num_classes=3)
+    assert explicit["images"][0]["iou"] == pytest.approx((2 / 5 + 1.0) / 2)
+    assert res["mean"]["iou"] == pytest.approx(np.mean([r["iou"] for r in res["images"]]))
+
+
+def _write_pairs(root: Path) -> tuple[Path, Path]:
+    pred_dir, gt_dir = root / "pred", root / "gt"
+    write_image(pred_dir / "a.tif", A_PRED.astype(np.uint8), axes="YX")
+    write_image(gt_dir / "a.png", A_GT.astype(np.uint8), axes="YX")  # paired by stem
+    write_image(pred_dir / "c.tif", C_PRED.astype(np.uint16), axes="YX")
+    write_image(gt_dir / "c.tif", C_GT.astype(np.uint16), axes="YX")
+    write_image(gt_dir / "unused.tif", B.astype(np.uint8), axes="YX")  # labels without a prediction are ignored
+    return pred_dir, gt_dir
+
+
+def test_evaluate_paths_folders(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _write_pairs(tmp_path)
+    res = evaluate_paths(pred_dir, gt_dir, foreground=True)
+    assert [r["name"] for r in res["images"]] == ["a.tif", "c.tif"]
+    assert res["images"][0]["iou"] == pytest.approx(2 / 5)
+    assert res["images"][1]["iou"] == pytest.approx(2 / 3)
+    assert res["mean"]["dice"] == pytest.approx((4 / 7 + 4 / 5) / 2)
+    same = evaluate_arrays([("a.tif", A_PRED, A_GT), ("c.tif", C_PRED, C_GT)])
+    assert evaluate_paths(pred_dir, gt_dir) == same
+
+
+def test_evaluate_paths_single_files_and_formats(tmp_path: Path) -> None:
+    write_image(tmp_path / "p.h5", A_PRED.astype(np.int32), axes="YX")
+    write_image(tmp_path / "g.zarr", A_GT.astype(np.int64), axes="YX")
+    res = evaluate_paths(tmp_path / "p.h5", tmp_path / "g.zarr", metrics=["iou"])
+    assert res["images"][0]["name"] == "p.h5"
+    assert res["images"][0]["iou"] == pytest.approx(2 / 5)
+
+
+def test_evaluate_paths_missing_ground_truth(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _write_pairs(tmp_path)
+    write_image(pred_dir / "zzz.tif", B.astype(np.uint8), axes="YX")
+    with pytest.raises(InputError, match="zzz"):
+        evaluate_paths(pred_dir, gt_dir)
