@@ -200,3 +200,13 @@ def test_in_memory_samples(tmp_path: Path) -> None:
            "training": {"iterations": 3, "val_every": 3, "checkpoint_every": 3, "device": "cpu"}}
     result = Trainer(validate_config(cfg), train_samples=samples[:2], val_samples=samples[2:], progress=False).fit()
     assert 0.0 <= result.final_metrics["iou"] <= 1.0
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    from unetkit.errors import InputError
+
+    path = tmp_path / "last.pt"
+    ckpt_mod.save_checkpoint(path, {"step": 1, "w": torch.ones(3)})
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(InputError, match="truncated, corrupted"):
+        ckpt_mod.load_checkpoint(path)

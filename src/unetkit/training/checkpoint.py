@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import IO, Any
 import torch
 from torch import nn
 
-from unetkit.errors import MissingFileError
+from unetkit.errors import InputError, MissingFileError
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -62,7 +63,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        raise InputError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "it is truncated, corrupted or not a unetkit checkpoint"
+        ) from None
 
 
 def save_model_json(run_dir: str | Path, name: str, kwargs: dict[str, Any]) -> Path:
