@@ -122,6 +122,8 @@ def split_samples(samples: Sequence[Sample], fraction: float, rng: np.random.Gen
     n = len(samples)
     if n == 0:
         raise InputError("no training samples")
+    if not 0 <= fraction <= 1:
+        raise InputError(f"validation fraction must be in [0, 1], got {fraction}")
     n_val = int(round(fraction * n))
     if fraction > 0 and n >= 2:
         n_val = min(max(n_val, 1), n - 1)

@@ -36,6 +36,12 @@ def dice_loss(
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     tgt = torch.where(valid, target, torch.zeros_like(target)).long()
     k = logits.shape[1]
+    top = int(tgt.max()) if tgt.numel() else 0
+    if tgt.numel() and (int(tgt.min()) < 0 or top >= max(k, 2)):
+        raise ValueError(
+            f"target class ids must be in 0..{max(k, 2) - 1} for {k} output channel(s) "
+            f"(or ignore_index={ignore_index}); got values in [{int(tgt.min())}, {top}]"
+        )
     if k == 1:
         probs = torch.sigmoid(logits)
         onehot = tgt.unsqueeze(1).to(probs.dtype)

@@ -61,6 +61,12 @@ def _num_classes(pred: np.ndarray, target: np.ndarray, ignore_index: int | None)
     return max(top + 1, 2)
 
 
+def _check_k(num_classes: int) -> int:
+    if num_classes < 1:
+        raise InputError(f"num_classes must be >= 1, got {num_classes}")
+    return num_classes
+
+
 def iou(
     pred: ArrayLike,
     target: ArrayLike,
@@ -82,7 +88,7 @@ def iou(
         empty: score of a class absent from both (1.0, or ``nan`` to skip it).
     """
     p, t = np.asarray(pred), np.asarray(target)
-    k = num_classes or _num_classes(p, t, ignore_index)
+    k = _num_classes(p, t, ignore_index) if num_classes is None else _check_k(num_classes)
     return _reduce(_scores(confusion_matrix(p, t, k, ignore_index=ignore_index), "iou", empty), include_background, per_class)
 
 
@@ -98,7 +104,7 @@ def dice(
 ) -> float | np.ndarray:
     """Dice coefficient 2 TP / (2 TP + FP + FN) per class, averaged (options as :func:`iou`)."""
     p, t = np.asarray(pred), np.asarray(target)
-    k = num_classes or _num_classes(p, t, ignore_index)
+    k = _num_classes(p, t, ignore_index) if num_classes is None else _check_k(num_classes)
     return _reduce(_scores(confusion_matrix(p, t, k, ignore_index=ignore_index), "dice", empty), include_background, per_class)
 
 

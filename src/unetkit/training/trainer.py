@@ -197,7 +197,7 @@ class Trainer:
         """Predict every validation image whole and return the task's metrics."""
         acc = self.task.new_metrics()
         for s in self.val_samples:
-            out = predict(self.model, s.image, device=self.device)
+            out = predict(self.model, s.image)
             acc.update(predict_labels(self.task, out), s.labels)
         return acc.compute()
 
