@@ -67,16 +67,16 @@ def _check_k(num_classes: int) -> int:
     return num_classes
 
 
-def iou(
-    pred: ArrayLike,
-    target: ArrayLike,
-    *,
-    num_classes: int | None = None,
-    ignore_index: int | None = None,
-    include_background: bool = False,
-    per_class: bool = False,
-    empty: float = 1.0,
-) -> float | np.ndarray:
+def _score(kind: str, pred: ArrayLike, target: ArrayLike, num_classes: int | None, ignore_index: int | None,
+           include_background: bool, per_class: bool, empty: float) -> float | np.ndarray:
+    p, t = np.asarray(pred), np.asarray(target)
+    k = _num_classes(p, t, ignore_index) if num_classes is None else _check_k(num_classes)
+    scores = _scores(confusion_matrix(p, t, k, ignore_index=ignore_index), kind, empty)
+    return _reduce(scores, include_background, per_class)
+
+
+def iou(pred: ArrayLike, target: ArrayLike, *, num_classes: int | None = None, ignore_index: int | None = None,
+        include_background: bool = False, per_class: bool = False, empty: float = 1.0) -> float | np.ndarray:
     """Intersection over union TP / (TP + FP + FN) per class, averaged.
 
     Args:
@@ -87,25 +87,13 @@ def iou(
         per_class: return the ``(K,)`` array of per-class scores instead of the mean.
         empty: score of a class absent from both (1.0, or ``nan`` to skip it).
     """
-    p, t = np.asarray(pred), np.asarray(target)
-    k = _num_classes(p, t, ignore_index) if num_classes is None else _check_k(num_classes)
-    return _reduce(_scores(confusion_matrix(p, t, k, ignore_index=ignore_index), "iou", empty), include_background, per_class)
+    return _score("iou", pred, target, num_classes, ignore_index, include_background, per_class, empty)
 
 
-def dice(
-    pred: ArrayLike,
-    target: ArrayLike,
-    *,
-    num_classes: int | None = None,
-    ignore_index: int | None = None,
-    include_background: bool = False,
-    per_class: bool = False,
-    empty: float = 1.0,
-) -> float | np.ndarray:
-    """Dice coefficient 2 TP / (2 TP + FP + FN) per class, averaged (options as :func:`iou`)."""
-    p, t = np.asarray(pred), np.asarray(target)
-    k = _num_classes(p, t, ignore_index) if num_classes is None else _check_k(num_classes)
-    return _reduce(_scores(confusion_matrix(p, t, k, ignore_index=ignore_index), "dice", empty), include_background, per_class)
+def dice(pred: ArrayLike, target: ArrayLike, *, num_classes: int | None = None, ignore_index: int | None = None,
+         include_background: bool = False, per_class: bool = False, empty: float = 1.0) -> float | np.ndarray:
+    """Dice coefficient 2 TP / (2 TP + FP + FN) per class, averaged (arguments as :func:`iou`)."""
+    return _score("dice", pred, target, num_classes, ignore_index, include_background, per_class, empty)
 
 
 class ConfusionMatrix:

@@ -180,32 +180,25 @@ class UNetGeometry:
         shape = self._check_len(spatial_shape, "input shape")
         return all(self._bottom_for_input(n, f) is not None for n, f in zip(shape, self.factor))
 
+    def _nearest_shapes(self, near: Sequence[int], of: Literal["input", "output"]) -> list[tuple[int, ...]]:
+        shape = self._check_len(near, "shape")
+        is_valid = self._bottom_for_input if of == "input" else self._bottom_for_output
+        per_axis = [
+            [n] if is_valid(n, f) is not None else self._neighbours(n, f, of=of) for n, f in zip(shape, self.factor)
+        ]
+        combos = [tuple(c) for c in product(*per_axis)]
+        return sorted(combos, key=lambda c: (sum(abs(a - b) for a, b in zip(c, shape)), c))
+
     def valid_input_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
         """Valid input shapes closest to ``near`` (up to 2^ndim), nearest first.
 
         ``near`` itself comes first when it is valid.
         """
-        shape = self._check_len(near, "shape")
-        per_axis = []
-        for n, f in zip(shape, self.factor):
-            if self._bottom_for_input(n, f) is not None:
-                per_axis.append([n])
-            else:
-                per_axis.append(self._neighbours(n, f, of="input"))
-        combos = [tuple(c) for c in product(*per_axis)]
-        return sorted(combos, key=lambda c: (sum(abs(a - b) for a, b in zip(c, shape)), c))
+        return self._nearest_shapes(near, "input")
 
     def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
         """Achievable output shapes closest to ``near`` (up to 2^ndim), nearest first."""
-        shape = self._check_len(near, "shape")
-        per_axis = []
-        for m, f in zip(shape, self.factor):
-            if self._bottom_for_output(m, f) is not None:
-                per_axis.append([m])
-            else:
-                per_axis.append(self._neighbours(m, f, of="output"))
-        combos = [tuple(c) for c in product(*per_axis)]
-        return sorted(combos, key=lambda c: (sum(abs(a - b) for a, b in zip(c, shape)), c))
+        return self._nearest_shapes(near, "output")
 
     def output_shape(self, spatial_shape: Sequence[int]) -> tuple[int, ...]:
         """Output spatial shape for a valid input shape; ``ShapeError`` naming the nearest valid ones otherwise."""
