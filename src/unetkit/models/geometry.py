@@ -18,7 +18,7 @@ axis (b >= b_min). With r = c (k - 1) the shrinkage of one conv block:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Literal
 
@@ -163,16 +163,14 @@ class UNetGeometry:
         For valid padding it is exact and size-independent. For same padding it is the context
         the equivalent valid network would consume, i.e. the margin to discard when tiling.
         """
+        if self.padding == "same":
+            return replace(self, padding="valid").halo
         out = []
         for f in self.factor:
-            if self.padding == "valid":
-                b = self._min_bottom(f)
-                o = self._output_for_bottom(b, f)
-                assert o is not None
-                out.append((self._input_for_bottom(b, f) - o) // 2)
-            else:
-                twin = UNetGeometry(self.ndim, self.depth, self.factor, self.convs_per_level, self.kernel_size, "valid")
-                return twin.halo
+            b = self._min_bottom(f)
+            o = self._output_for_bottom(b, f)
+            assert o is not None
+            out.append((self._input_for_bottom(b, f) - o) // 2)
         return tuple(out)
 
     def is_valid_input(self, spatial_shape: Sequence[int]) -> bool:
