@@ -119,9 +119,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                          output_type=args.output_type, overwrite=args.overwrite)
         print(f"wrote {len(files)} predictions to {out_dir}")
     else:
-        written = predict_file(model, task, cfg, args.input, args.output, axes=args.axes,
-                               output_type=args.output_type, overwrite=args.overwrite)
-        print(f"wrote {written}")
+        predict_file(model, task, cfg, args.input, args.output, axes=args.axes,
+                     output_type=args.output_type, overwrite=args.overwrite)
+        print(f"wrote {args.output}")
     return 0
 
 

@@ -75,3 +75,16 @@ def test_presets_validate_and_build(preset: Path) -> None:
 
 def test_there_are_presets() -> None:
     assert len(PRESETS) >= 2
+
+
+def test_override_paths_resolve_against_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "configs"
+    conf.mkdir()
+    (conf / "c.yaml").write_text(yaml.safe_dump({"data": {"val": {"images": "v_im", "labels": "v_lab"}}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = load_config(conf / "c.yaml", ["data.train.images=imgs", "data.train.labels=masks"])
+    assert cfg.data.train is not None and cfg.data.val is not None
+    assert cfg.data.train.images == (work / "imgs").resolve()
+    assert cfg.data.val.images == (conf / "v_im").resolve()

@@ -200,13 +200,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+DATA_PATH_KEYS = (("train", "images"), ("train", "labels"), ("val", "images"), ("val", "labels"))
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides.
 
-    Relative data paths in the file are resolved against the config file's folder.
+    Relative data paths written in the file are resolved against the file's folder; relative
+    paths given as overrides, and ``out``, against the current working directory. The returned
+    config holds absolute data paths.
     """
     raw: dict[str, Any] = {}
-    base = Path.cwd()
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -215,18 +219,22 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raw = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-        base = p.resolve().parent
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p} must be a mapping of keys to values, got {type(raw).__name__}")
+        _resolve_data_paths(raw, p.resolve().parent)
     raw = apply_overrides(raw, overrides or [])
-    cfg = validate_config(raw)
-    for split in (cfg.data.train, cfg.data.val):
-        if split is not None:
-            split.images = _resolve(split.images, base)
-            split.labels = _resolve(split.labels, base)
-    return cfg
+    _resolve_data_paths(raw, Path.cwd())
+    return validate_config(raw)
 
 
-def _resolve(p: Path, base: Path) -> Path:
-    return p if p.is_absolute() else (base / p).resolve()
+def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the relative ``data.{train,val}.{images,labels}`` strings of a raw config absolute, in place."""
+    data = raw.get("data")
+    for split, key in DATA_PATH_KEYS:
+        node = data.get(split) if isinstance(data, dict) else None
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, (str, Path)) and str(value) and not Path(value).is_absolute():
+            node[key] = str((base / value).resolve())
 
 
 def dump_config(cfg: RunConfig) -> str:
