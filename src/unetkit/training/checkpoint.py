@@ -9,48 +9,25 @@ A run folder holds::
     checkpoints/best.pt  model weights with the best validation score
     training.png         loss and validation curves
 
-Every file is written to a temporary file in the same folder and moved into place with
-``os.replace``, so a crash never leaves a truncated or half-written checkpoint: the previous
-version stays until the new one is complete. Checkpoints hold only tensors and plain Python
-values and load with ``torch.load(..., weights_only=True)``.
+Every file is written to a temporary file in the same folder, fsynced and moved into place with
+``os.replace`` (:func:`atomic_write`, from :mod:`unetkit.utils.atomic`), so a crash never leaves
+a truncated or half-written checkpoint: the previous version stays until the new one is
+complete. Checkpoints hold only tensors and plain Python values and load with
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from unetkit.errors import InputError, MissingFileError
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Atomically write a text file (UTF-8)."""
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+from unetkit.utils.atomic import atomic_write, atomic_write_text  # also imported from here
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -1,0 +1,75 @@
+"""Folders of images: listing them, and pairing images with labels by name."""
+
+from __future__ import annotations
+
+import pathlib
+
+from unetkit.data.io.paths import PathLike, suffixes_text, supported_suffix
+from unetkit.errors import InputError, MissingFileError
+
+
+def _stem(p: pathlib.Path) -> str:
+    suffix = supported_suffix(p.name)
+    return p.name[: -len(suffix)] if suffix else p.stem
+
+
+def list_images(folder: PathLike) -> list[pathlib.Path]:
+    """Sorted paths in ``folder`` with a supported suffix (case-insensitive).
+
+    ``.zarr`` / ``.ome.zarr`` directories count as images; other directories and hidden names
+    (starting with '.', e.g. macOS '._x.tif' files and unfinished temporary writes) do not.
+    """
+    d = pathlib.Path(folder)
+    if not d.exists():
+        raise MissingFileError(f"no such folder: '{d}'")
+    if not d.is_dir():
+        raise InputError(f"'{d}' is a file, not a folder of images")
+    found = []
+    for entry in d.iterdir():
+        if entry.name.startswith("."):
+            continue
+        suffix = supported_suffix(entry.name)
+        if suffix is None:
+            continue
+        if entry.is_dir() and not suffix.endswith(".zarr"):
+            continue
+        found.append(entry)
+    if not found:
+        raise InputError(
+            f"the folder '{d}' contains no images; supported suffixes are {suffixes_text()}"
+        )
+    return sorted(found)
+
+
+def _by_stem(paths: list[pathlib.Path], folder: PathLike) -> dict[str, pathlib.Path]:
+    out: dict[str, pathlib.Path] = {}
+    for p in paths:
+        s = _stem(p)
+        if s in out:
+            raise InputError(
+                f"two files in '{folder}' share the name {s!r}: {out[s].name!r} and {p.name!r}; "
+                f"keep one so that images and labels pair unambiguously"
+            )
+        out[s] = p
+    return out
+
+
+def pair_images_labels(
+    image_dir: PathLike, label_dir: PathLike
+) -> list[tuple[pathlib.Path, pathlib.Path]]:
+    """Pair images with labels by name without the suffix ('a.tif' pairs with 'a.png').
+
+    Returns ``(image, label)`` pairs sorted by image path. Every image must have a label
+    (:class:`InputError` lists up to 5 unmatched names); labels without an image are ignored.
+    """
+    images = _by_stem(list_images(image_dir), image_dir)
+    labels = _by_stem(list_images(label_dir), label_dir)
+    missing = sorted(s for s in images if s not in labels)
+    if missing:
+        shown = ", ".join(repr(images[s].name) for s in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(
+            f"{len(missing)} of {len(images)} images in '{image_dir}' have no label in "
+            f"'{label_dir}': {shown}{more}; labels are matched by file name without the suffix"
+        )
+    return sorted(((p, labels[s]) for s, p in images.items()), key=lambda t: t[0])
