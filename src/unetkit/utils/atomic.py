@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-# A new binary file, never an existing one or the target of a link (tempfile.mkstemp's flags).
+# A new binary file, never an existing one or the target of a link.
 _NEW_FILE_FLAGS = (
     os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 )
@@ -72,13 +72,13 @@ def atomic_target(target: Path) -> Iterator[Path]:
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``.
 
-    Parent folders are created. The file is created readable and writable by its owner only
-    (mode 0o600, as :func:`tempfile.mkstemp` does) and keeps that mode once in place.
+    Parent folders are created. The file gets the usual permissions of a new file (0o666
+    masked by the umask), so run folders can be shared like any other output.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as tmp:
-        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600)
+        fd = os.open(tmp, _NEW_FILE_FLAGS, 0o666)  # the umask applies
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
