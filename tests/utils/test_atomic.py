@@ -36,3 +36,13 @@ def test_directory_target_is_swapped_and_restored_on_failure(tmp_path: Path) -> 
         (tmp / "new").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]
+
+
+def test_remove_stale_temporaries(tmp_path: Path) -> None:
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / ".store.zarr.def456.tmp").mkdir()
+    (tmp_path / "last.pt").write_bytes(b"complete")
+    from unetkit.utils.atomic import remove_stale_temporaries
+
+    assert remove_stale_temporaries(tmp_path) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -33,6 +33,7 @@ from unetkit.training.checkpoint import (
 )
 from unetkit.training.config import RunConfig, dump_config
 from unetkit.training.device import select_device
+from unetkit.utils.atomic import remove_stale_temporaries
 from unetkit.training.tasks import IGNORE, Task, build_task, predict_labels
 
 
@@ -159,6 +160,9 @@ class Trainer:
         }
 
     def _restore(self) -> None:
+        # a process killed while writing leaves its hidden temporary file behind; the
+        # checkpoint it was replacing is intact (atomic rename), so the leftovers can go
+        remove_stale_temporaries(self.ckpt_dir)
         state = load_checkpoint(self.ckpt_dir / "last.pt", map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

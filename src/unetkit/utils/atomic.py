@@ -32,6 +32,18 @@ def _temp_sibling(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
 
 
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporary siblings left in ``folder`` by writes of a killed process; returns how many.
+
+    Only call it when no other process writes into ``folder``.
+    """
+    removed = 0
+    for stale in Path(folder).glob(".*.tmp"):
+        _remove(stale)
+        removed += 1
+    return removed
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
