@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -143,7 +144,7 @@ def _check_rng(rng: np.random.Generator) -> np.random.Generator:
 # --------------------------------------------------------------------------- base
 
 
-class Transform:
+class Transform(ABC):
     """Base class: applies :meth:`apply` with probability ``p``.
 
     Subclasses implement ``apply(image, labels, ndim, rng) -> (image, labels)`` on a validated
@@ -168,10 +169,9 @@ class Transform:
                 out_lab = out_lab.copy()
         return out_img, out_lab
 
-    def apply(
-        self, image: np.ndarray, labels: np.ndarray | None, ndim: int, rng: np.random.Generator
-    ) -> Pair:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, image: np.ndarray, labels: np.ndarray | None, ndim: int, rng: np.random.Generator) -> Pair:
+        """The transform itself, applied with probability ``p`` by :meth:`__call__`."""
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
