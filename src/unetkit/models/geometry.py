@@ -222,10 +222,11 @@ class UNetGeometry:
     def _invalid_message(self, shape: tuple[int, ...], of: Literal["input", "output"]) -> str:
         near = self.valid_input_shapes(shape) if of == "input" else self.valid_output_shapes(shape)
         listed = ", ".join(str(s) for s in near[:4])
+        smallest = self.min_input_shape() if of == "input" else self.output_shape(self.min_input_shape())
         rule = (
             f"sizes divisible by the shift period {self.shift_period}"
             if self.padding == "same"
-            else f"valid sizes form steps of {self.shift_period} from {self.min_input_shape() if of == 'input' else self.output_shape(self.min_input_shape())}"
+            else f"valid sizes form steps of {self.shift_period} from {smallest}"
         )
         return (
             f"{of} shape {shape} is not valid for this U-Net (padding={self.padding!r}, depth={self.depth}, "

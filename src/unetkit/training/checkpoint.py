@@ -27,7 +27,10 @@ import torch
 from torch import nn
 
 from unetkit.errors import InputError, MissingFileError
-from unetkit.utils.atomic import atomic_write, atomic_write_text  # also imported from here
+from unetkit.utils.atomic import (  # also imported from here
+    atomic_write,
+    atomic_write_text,
+)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -33,8 +33,8 @@ from unetkit.training.checkpoint import (
 )
 from unetkit.training.config import RunConfig, dump_config
 from unetkit.training.device import select_device
-from unetkit.utils.atomic import remove_stale_temporaries
 from unetkit.training.tasks import IGNORE, Task, build_task, predict_labels
+from unetkit.utils.atomic import remove_stale_temporaries
 
 
 @dataclass

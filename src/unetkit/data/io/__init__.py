@@ -65,6 +65,7 @@ from unetkit.errors import InputError
 from unetkit.utils.atomic import atomic_target
 
 __all__ = [
+    "CANONICAL_AXES",
     "SUPPORTED_SUFFIXES",
     "parse_location",
     "validate_axes",
