@@ -19,6 +19,7 @@ import numpy as np
 
 from unetkit.data.io import check_image, pair_images_labels, read_image, read_labels
 from unetkit.data.normalize import normalize
+from unetkit.data.windows import read_window
 from unetkit.errors import InputError
 
 Augment = Callable[[np.ndarray, np.ndarray | None, np.random.Generator], tuple[np.ndarray, np.ndarray | None]]
@@ -133,42 +134,6 @@ def split_samples(samples: Sequence[Sample], fraction: float, rng: np.random.Gen
     return train, val
 
 
-def _mirror_indices(start: int, n: int, size: int) -> np.ndarray:
-    """Indices ``start .. start + n - 1`` mirrored into ``0..size-1`` (``np.pad`` 'reflect' rule)."""
-    idx = np.arange(start, start + n)
-    if size == 1:
-        return np.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = np.mod(idx, period)
-    return np.where(idx < size, idx, period - idx)
-
-
-def extract_window(array: np.ndarray, start: Sequence[int], shape: Sequence[int], *, fill: float | None) -> np.ndarray:
-    """Window ``array[..., start : start + shape]`` over the trailing axes, allowed to leave the array.
-
-    Outside parts are mirrored (``fill=None``; as ``np.pad(..., mode="reflect")`` of the whole
-    array, any distance from it) or set to the constant ``fill``.
-    """
-    nd = len(shape)
-    lead = array.ndim - nd
-    spatial = array.shape[lead:]
-    if all(s >= 0 and s + n <= size for s, n, size in zip(start, shape, spatial)):
-        return array[(Ellipsis, *(slice(s, s + n) for s, n in zip(start, shape)))].copy()
-    if fill is None:
-        index = np.ix_(*(_mirror_indices(s, n, size) for s, n, size in zip(start, shape, spatial)))
-        return array[(Ellipsis, *index)]
-    out = np.full((*array.shape[:lead], *shape), fill, dtype=array.dtype)
-    src, dst = [], []
-    for s, n, size in zip(start, shape, spatial):
-        lo, hi = max(s, 0), min(s + n, size)
-        if hi <= lo:  # window entirely outside on this axis: all fill
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - s, hi - s))
-    out[(Ellipsis, *dst)] = array[(Ellipsis, *src)]
-    return out
-
-
 class PatchSampler:
     """Random training batches from in-memory samples.
 
@@ -219,8 +184,8 @@ class PatchSampler:
         for size, o, h in zip(spatial, self.output_shape, self.halo):
             lo, hi = (0, size - o) if size >= o else (size - o, 0)
             start.append(int(self.rng.integers(lo, hi + 1)) - h)
-        image = extract_window(sample.image, start, self.input_shape, fill=None)
-        labels = extract_window(sample.labels, start, self.input_shape, fill=self.ignore_index)
+        image = read_window(sample.image, start, self.input_shape, fill=None)
+        labels = read_window(sample.labels, start, self.input_shape, fill=self.ignore_index)
         if self.augment is not None:
             image, labels = self.augment(image, labels, self.rng)
         crop = tuple(slice(h, h + o) for h, o in zip(self.halo, self.output_shape))
