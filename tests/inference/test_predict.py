@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from unetkit.errors import InputError
-from unetkit.inference import pad_for_model, predict
+from unetkit.inference import plan_tiles, predict
 from unetkit.models import UNet
 
 
@@ -71,7 +71,7 @@ def test_output_has_image_shape(data: st.DataObject, config: tuple[int, str, str
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), config=st.sampled_from(CONFIGS), depth=st.integers(1, 4))
-def test_pad_for_model_gives_smallest_covering_output(data: st.DataObject, config: tuple[int, str, str], depth: int) -> None:
+def test_single_tile_plan_gives_smallest_covering_output(data: st.DataObject, config: tuple[int, str, str], depth: int) -> None:
     ndim, padding, _ = config
     factor = data.draw(st.sampled_from([2, 3] if ndim == 2 else [2, (1, 2, 2)]), label="factor")
     geo = UNet(1, 1, ndim=ndim, depth=depth, factor=factor, padding=padding, base_features=1).geometry  # type: ignore[arg-type]
@@ -80,26 +80,25 @@ def test_pad_for_model_gives_smallest_covering_output(data: st.DataObject, confi
     class Holder(nn.Module):
         geometry = geo
 
-    plan = pad_for_model(Holder(), shape)
+    plan = plan_tiles(Holder(), shape, memory_budget=None)
+    assert plan.n_tiles == 1
     out_shape = plan.output_shape
-    in_shape = geo.input_shape_for(out_shape)  # O is achievable
-    assert geo.output_shape(in_shape) == out_shape
+    assert geo.output_shape(plan.input_shape) == out_shape  # a valid tile
     min_out = geo.output_shape(geo.min_input_shape())
-    for n, o, step, m, (before, after), i, h, d in zip(
-        shape, out_shape, geo.shift_period, min_out, plan.pads, in_shape, geo.halo, plan.offset
-    ):
+    for n, o, step, m, axis, h in zip(shape, out_shape, geo.shift_period, min_out, plan.axes, geo.halo):
+        (tile,) = axis
+        before, d = -tile.input_start, tile.keep_start
         margin = h if padding == "valid" else 0
         assert before % step == 0  # the pooling grid starts at image pixel 0
         assert before - margin == d and 0 <= d < step  # output pixel d sits on image pixel 0
+        assert (tile.image_start, tile.image_stop) == (0, n)
         assert o >= n + d  # covers the image
         assert o == m or o - step < n + d  # and is the smallest valid output that does
-        assert before + n + after == i
-        assert after >= 0
 
 
-def test_pad_for_model_needs_geometry() -> None:
+def test_plan_needs_geometry() -> None:
     with pytest.raises(InputError, match="geometry"):
-        pad_for_model(nn.Conv2d(1, 1, 3), (10, 10))
+        plan_tiles(nn.Conv2d(1, 1, 3), (10, 10))
 
 
 # ----------------------------------------------------------------------------- alignment

@@ -1,121 +1,178 @@
-"""Whole-image prediction with a U-Net on an array of any spatial size.
+"""Prediction of images of any size, tile by tile, in memory or out of core.
 
-The model only accepts valid sizes (see :class:`unetkit.models.UNetGeometry`). For an image of
-spatial shape S we mirror-pad it into a valid input whose pooling grid starts at image pixel 0
-(see :class:`PaddingPlan`), run the network once and crop the output back to S. Border context
-is therefore mirrored image content, never zeros, and the result on the image interior equals
-the direct forward pass of any valid-size crop that starts on the f^l grid.
+``predict`` follows a :class:`~unetkit.inference.tiling.TilePlan`: for valid-padding U-Nets the
+stitched result equals the whole-image prediction exactly (tiles on the f^l grid, cores of
+n * f^l pixels, mirrored context only at the image border). Only one batch of tiles is in
+memory at a time, so a Zarr or HDF5 source can be far larger than RAM when the result also
+goes to an on-disk ``out`` array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from unetkit.data.io import check_image
+from unetkit.data.windows import read_window
 from unetkit.errors import InputError
+from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Mode, Tile, TilePlan, blend_weights, plan_tiles
+
+Transform = Callable[[np.ndarray], np.ndarray]
 
 
-def _geometry(model: nn.Module):  # noqa: ANN202  (returns a UNetGeometry-like object)
-    geo = getattr(model, "geometry", None)
-    if geo is None:
-        raise InputError(f"{type(model).__name__} exposes no size arithmetic (.geometry); use a unetkit model")
-    return geo
+def _layout(model: nn.Module, shape: tuple[int, ...]) -> tuple[bool, bool]:
+    """(is_stack, has_channel_axis) of an input of ``shape`` for ``model``; InputError if it fits no layout."""
+    ndim, c_in = int(model.ndim), int(model.in_channels)
+    if len(shape) == ndim + 2 and shape[1] == c_in:
+        return True, True
+    if len(shape) == ndim + 1 and shape[0] == c_in:
+        return False, True
+    if len(shape) == ndim and c_in == 1:
+        return False, False
+    raise InputError(
+        f"image of shape {shape} does not fit a {ndim}-D model with {c_in} input channel(s); expected "
+        f"({'C, ' if c_in > 1 else '[C, ]'}{'Z, ' if ndim == 3 else ''}Y, X) with C = {c_in}, or a stack (N, C, ...)"
+    )
 
 
-@dataclass(frozen=True)
-class PaddingPlan:
-    """How to run a U-Net once on a whole image of spatial shape S.
-
-    Attributes:
-        output_shape: network output shape O (valid and >= S + offset on every axis).
-        pads: per-axis ``(before, after)`` padding that turns the image into the input of shape
-            ``input_shape_for(O)``.
-        offset: per-axis index of the output pixel that sits on image pixel 0; the prediction
-            for the image is ``out[offset : offset + S]``.
-
-    The padding before the image is a multiple of the shift period f^l, so the pooling grid is
-    anchored at image pixel 0, exactly as in a direct forward pass of a valid-size image: the
-    prediction is one fixed function of the image, whatever its size (and tiles cut on the f^l
-    grid reproduce it).
-    """
-
-    output_shape: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
-    offset: tuple[int, ...]
-
-
-def pad_for_model(model: nn.Module, spatial_shape: Sequence[int]) -> PaddingPlan:
-    """The :class:`PaddingPlan` for predicting an image of ``spatial_shape`` in one pass."""
-    geo = _geometry(model)
-    shape = tuple(int(s) for s in spatial_shape)
-    period = geo.shift_period
-    margin = geo.halo if geo.padding == "valid" else (0,) * len(shape)  # (input - output) / 2
-    before = tuple(-(-h // p) * p for h, p in zip(margin, period))  # halo rounded up to a multiple of f^l
-    offset = tuple(b - h for b, h in zip(before, margin))
-    need = tuple(n + d for n, d in zip(shape, offset))
-    candidates = [s for s in geo.valid_output_shapes(need) if all(o >= n for o, n in zip(s, need))]
-    if candidates:
-        out_shape = min(candidates, key=lambda s: int(np.prod(s)))
-    else:  # `need` is below the smallest output on some axis: take the largest neighbour per axis
-        out_shape = tuple(max(o) for o in zip(*geo.valid_output_shapes(need)))
-    in_shape = geo.input_shape_for(out_shape)
-    pads = tuple((b, i - n - b) for n, b, i in zip(shape, before, in_shape))
-    return PaddingPlan(tuple(out_shape), pads, offset)
+def _check_dtype(array: Any) -> None:
+    dtype = np.dtype(array.dtype)
+    if dtype == np.bool_:
+        return
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise InputError(f"image of shape {tuple(array.shape)} has dtype {dtype}, which is not a real numeric type")
 
 
 @torch.no_grad()
-def predict(model: nn.Module, array: np.ndarray, *, batch_size: int = 1) -> np.ndarray:
-    """Predict one image (or a stack) with a unetkit U-Net.
+def predict(
+    model: nn.Module,
+    array: Any,
+    tile_shape: tuple[int, ...] | None = None,
+    batch_size: int = 1,
+    *,
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    mode: Mode | None = None,
+    overlap: float = 0.25,
+    out: Any = None,
+    transform: Transform | None = None,
+    progress: bool = False,
+) -> Any:
+    """Predict an image of any size with a unetkit U-Net, tile by tile.
 
     Args:
-        model: a model with ``.geometry``, ``.in_channels`` and ``.ndim`` (e.g. :class:`UNet`).
-        array: ``([C,] [Z,] Y, X)`` image, or ``(N, C, *S)`` for a stack of N images. The channel
-            axis may be omitted when the model has one input channel.
-        batch_size: images per forward pass for stacks.
-
-    The computation runs on the model's device.
+        model: a U-Net with ``.geometry``, ``.ndim``, ``.in_channels``, ``.out_channels``.
+        array: ``([C,] [Z,] Y, X)`` image (C may be omitted for one input channel), or a stack
+            ``(N, C, *S)``. NumPy, or a lazy ``zarr.Array`` / ``h5py.Dataset`` (read tile by tile).
+        tile_shape: network input tile shape; default: the largest whose activations fit
+            ``memory_budget`` (see :func:`~unetkit.inference.tiling.plan_tiles`).
+        batch_size: tiles per forward pass.
+        memory_budget: bytes for one batch of tiles; ``None``: the whole image in one tile.
+        mode: ``"exact"`` (valid padding), ``"halo-crop"`` or ``"blend"`` (same padding; not
+            exact, see the module :mod:`~unetkit.inference.tiling`).
+        overlap: tile overlap for ``"blend"``.
+        out: optional ``(C_out, *S)`` array (NumPy, Zarr, HDF5) to write into; returned.
+        transform: applied to every ``(C, *tile)`` float32 input window before the network, e.g.
+            an intensity normalisation. It must act pixel by pixel, or tiling is no longer exact.
+        progress: show a progress bar over tiles (on a terminal).
 
     Returns:
-        float32 ``(C_out, *S)`` raw network outputs (logits / embeddings), or ``(N, C_out, *S)``
-        for a stack.
+        float32 ``(C_out, *S)`` raw outputs (logits / embeddings), ``(N, C_out, *S)`` for a
+        stack, or ``out``. Runs on the model's device; the model's train/eval mode is restored.
     """
-    ndim = int(model.ndim)
-    c_in = int(model.in_channels)
-    x = np.asarray(array)
-    if x.dtype == np.bool_:
-        x = x.astype(np.float32)
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise InputError(f"image of shape {x.shape} has dtype {x.dtype}, which is not a real numeric type")
-    check_image(x)
-    stacked = x.ndim == ndim + 2
-    if x.ndim == ndim and c_in == 1:
-        x = x[None]
-    if x.ndim == ndim + 1:
-        x = x[None]
-    if x.ndim != ndim + 2 or x.shape[1] != c_in:
-        raise InputError(
-            f"image of shape {np.asarray(array).shape} does not fit a {ndim}-D model with {c_in} input channel(s); "
-            f"expected ({'C, ' if c_in > 1 else '[C, ]'}{'Z, ' if ndim == 3 else ''}Y, X) with C = {c_in}"
-        )
-    spatial = x.shape[2:]
-    plan = pad_for_model(model, spatial)
-    padded = np.pad(x.astype(np.float32, copy=False), [(0, 0), (0, 0), *plan.pads], mode="reflect")
-    dev = next(model.parameters()).device
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    shape = tuple(int(s) for s in array.shape)
+    stacked, channels = _layout(model, shape)
+    _check_dtype(array)
+    if stacked:
+        if out is not None:
+            raise InputError("out= is not supported for stacks; predict the images one by one")
+        return np.stack([
+            predict(model, array[i], tile_shape, batch_size, memory_budget=memory_budget, mode=mode,
+                    overlap=overlap, transform=transform, progress=progress)
+            for i in range(shape[0])
+        ])
+    spatial = shape[1:] if channels else shape
+    plan = plan_tiles(model, spatial, tile_shape=tile_shape, memory_budget=memory_budget,
+                      batch_size=batch_size, mode=mode, overlap=overlap)
+    return run_plan(model, array, plan, channels=channels, batch_size=batch_size, out=out,
+                    transform=transform, progress=progress)
+
+
+def read_tile(array: Any, plan: TilePlan, tile: Tile, *, channels: bool, transform: Transform | None) -> np.ndarray:
+    """The ``(C, *I)`` float32 network input of one tile (mirrored beyond the image border)."""
+    window = read_window(array, tile.input_start, plan.input_shape)
+    if not channels:
+        window = window[None]
+    window = window.astype(np.float32, copy=False)
+    check_image(window, name=f"tile at {tile.input_start}")
+    return transform(window) if transform is not None else window
+
+
+def run_plan(
+    model: nn.Module,
+    array: Any,
+    plan: TilePlan,
+    *,
+    channels: bool,
+    batch_size: int = 1,
+    out: Any = None,
+    transform: Transform | None = None,
+    progress: bool = False,
+) -> Any:
+    """Execute a :class:`TilePlan`: read tiles, run the network in batches, stitch into ``out``."""
+    c_out = int(model.out_channels)
+    full = (c_out, *plan.image_shape)
+    if out is not None and tuple(out.shape) != full:
+        raise InputError(f"out has shape {tuple(out.shape)}, expected {full}")
+    blend = plan.mode == "blend"
+    if blend:
+        if plan.n_tiles > 1:
+            warnings.warn("blended tiling of a same-padding U-Net is not exact: zero padding makes the network "
+                          "location-aware near tile borders", stacklevel=3)
+        acc = np.zeros(full, dtype=np.float32)
+        wsum = np.zeros(plan.image_shape, dtype=np.float32)
+        weights = blend_weights(plan.output_shape)
+        target = acc
+    else:
+        if plan.mode == "halo-crop" and plan.n_tiles > 1:
+            warnings.warn("halo-crop tiling of a same-padding U-Net is not exact: zero padding makes the network "
+                          "location-aware near tile borders; use a valid-padding U-Net for exact tiling", stacklevel=3)
+        target = out if out is not None else np.zeros(full, dtype=np.float32)
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=not (progress and sys.stderr.isatty()))
     try:
-        outs = []
-        for start in range(0, padded.shape[0], batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(padded[start : start + batch_size])).to(dev)
-            y = model(batch)
-            crop = tuple(slice(d, d + n) for d, n in zip(plan.offset, spatial))
-            outs.append(y[(slice(None), slice(None), *crop)].float().cpu().numpy())
+        tiles = list(plan.tiles())
+        for start in range(0, len(tiles), batch_size):
+            chunk = tiles[start : start + batch_size]
+            batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
+            result = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+            for t, y in zip(chunk, result):
+                kept = y[(slice(None), *t.keep)]
+                if blend:
+                    w = weights[t.keep]
+                    acc[(slice(None), *t.target)] += kept * w
+                    wsum[t.target] += w
+                else:
+                    target[(slice(None), *t.target)] = kept
+            bar.update(len(chunk))
     finally:
+        bar.close()
         model.train(was_training)
-    result = np.concatenate(outs, axis=0)
-    return result if stacked else result[0]
+    if blend:
+        acc /= wsum
+        if out is not None:
+            out[...] = acc
+            return out
+        return acc
+    return target
