@@ -137,3 +137,34 @@ def test_other_bad_arguments(image: np.ndarray) -> None:
     with pytest.raises(InputError, match="empty"):
         normalize_meanstd(np.zeros((0, 4)))
     assert issubclass(InputError, ValueError)
+
+
+# ----------------------------------------------------------------------------- window-wise normalisers
+
+
+@pytest.mark.parametrize(("mode", "kwargs"), [("percentile", {}), ("percentile", {"low": 5, "high": 95}),
+                                              ("meanstd", {}), ("meanstd", {"mean": 3.0, "std": [1.0, 2.0]}),
+                                              ("none", {})])
+def test_make_normalizer_matches_normalize(mode: str, kwargs: dict) -> None:
+    from unetkit.data.normalize import make_normalizer
+
+    x = (np.random.default_rng(0).random((2, 40, 50)) * 100).astype(np.float32)
+    f = make_normalizer(x, mode, channel_axis=0, **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(f(x), normalize(x, mode, channel_axis=0, **kwargs))  # type: ignore[arg-type]
+    # window by window gives the same numbers as the whole image
+    np.testing.assert_array_equal(f(x[:, 5:17, 20:33]), normalize(x, mode, channel_axis=0, **kwargs)[:, 5:17, 20:33])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not valid for mode"):
+        make_normalizer(x, mode, channel_axis=0, bogus=1)  # type: ignore[arg-type]
+
+
+def test_strided_sample_is_bounded_and_exact_when_small() -> None:
+    from unetkit.data.normalize import strided_sample
+
+    big = np.arange(2 * 300 * 400, dtype=np.float32).reshape(2, 300, 400)
+    s = strided_sample(big, 5000, channel_axis=0)
+    assert s.shape[0] == 2 and s.size <= 5000 * 2
+    k = next(k for k in range(1, 300) if big[:, ::k, ::k].size <= 5000 * 2)  # the smallest stride that fits
+    np.testing.assert_array_equal(s, big[:, ::k, ::k])
+    small = np.ones((3, 4), dtype=np.float32)
+    assert strided_sample(small, 100, channel_axis=None) is not small
+    np.testing.assert_array_equal(strided_sample(small, 100, channel_axis=None), small)

@@ -12,7 +12,7 @@ since every statistic computed from them would be meaningless.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -103,9 +103,18 @@ def normalize_percentile(
     eps = _check_eps(eps)
     arr = _as_float_image(image)
     axes, _ = _reduce_axes(arr.ndim, channel_axis)
+    return _apply(arr, *_percentile_stats(arr, axes, low, high, eps))
+
+
+def _percentile_stats(arr: np.ndarray, axes: tuple[int, ...] | None, low: float, high: float,
+                      eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) with ``normalised = (x - offset) / scale`` (shapes broadcast against ``arr``)."""
     p_low, p_high = np.percentile(arr, [low, high], axis=axes, keepdims=True)
-    out = (arr - p_low) / np.maximum(p_high - p_low, eps)
-    return out.astype(np.float32, copy=False)
+    return p_low, np.maximum(p_high - p_low, eps)
+
+
+def _apply(arr: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return ((arr - offset) / scale).astype(np.float32, copy=False)
 
 
 def _stat_param(
@@ -159,20 +168,41 @@ def normalize_meanstd(
     eps = _check_eps(eps)
     arr = _as_float_image(image)
     axes, ch = _reduce_axes(arr.ndim, channel_axis)
+    return _apply(arr, *_meanstd_stats(arr, axes, ch, mean, std, eps))
+
+
+def _meanstd_stats(arr: np.ndarray, axes: tuple[int, ...] | None, ch: int | None, mean: Any, std: Any,
+                   eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) for mean/std normalisation; given statistics win over computed ones."""
     n_ch = None if ch is None else arr.shape[ch]
     if mean is None:
         m = arr.mean(axis=axes, keepdims=True, dtype=np.float64)
     else:
         m = _stat_param(mean, "mean", arr.ndim, ch, n_ch)
     if std is None:
-        s = arr.std(axis=axes, keepdims=True, dtype=np.float64)
+        sd = arr.std(axis=axes, keepdims=True, dtype=np.float64)
     else:
-        s = _stat_param(std, "std", arr.ndim, ch, n_ch)
-        if (s < 0).any():
+        sd = _stat_param(std, "std", arr.ndim, ch, n_ch)
+        if (sd < 0).any():
             raise InputError(f"std={std!r} must be >= 0")
-    m = m.astype(arr.dtype)
-    out = (arr - m) / np.maximum(s, eps).astype(arr.dtype)
-    return out.astype(np.float32, copy=False)
+    return m.astype(arr.dtype), np.maximum(sd, eps).astype(arr.dtype)
+
+
+def _check_options(mode: str, kwargs: dict[str, Any]) -> None:
+    """InputError for an unknown mode or an option the mode does not take."""
+    allowed: tuple[str, ...]
+    if mode == "percentile":
+        allowed = _PERCENTILE_KWARGS
+    elif mode == "meanstd":
+        allowed = _MEANSTD_KWARGS
+    elif mode == "none":
+        allowed = ()
+    else:
+        raise InputError(f"unknown normalisation mode {mode!r}; valid modes: {', '.join(NORMALIZE_MODES)}")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        valid = ", ".join(allowed) if allowed else "none"
+        raise InputError(f"option(s) {', '.join(unknown)} not valid for mode {mode!r}; valid options: {valid}")
 
 
 def normalize(
@@ -198,19 +228,7 @@ def normalize(
     Raises:
         InputError: an unknown mode or an option the mode does not take.
     """
-    allowed: tuple[str, ...]
-    if mode == "percentile":
-        allowed = _PERCENTILE_KWARGS
-    elif mode == "meanstd":
-        allowed = _MEANSTD_KWARGS
-    elif mode == "none":
-        allowed = ()
-    else:
-        raise InputError(f"unknown normalisation mode {mode!r}; valid modes: {', '.join(NORMALIZE_MODES)}")
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        valid = ", ".join(allowed) if allowed else "none"
-        raise InputError(f"option(s) {', '.join(unknown)} not valid for mode {mode!r}; valid options: {valid}")
+    _check_options(mode, kwargs)
     if mode == "percentile":
         return normalize_percentile(image, channel_axis=channel_axis, **kwargs)
     if mode == "meanstd":
@@ -219,3 +237,50 @@ def normalize(
     arr = _as_float_image(image)
     out = arr.astype(np.float32, copy=False)
     return out.copy() if out is image else out
+
+
+def strided_sample(array: Any, max_samples: int = 1 << 24, *, channel_axis: int | None = 0) -> np.ndarray:
+    """A regular subsample of ``array`` (NumPy or lazy Zarr/HDF5) with at most ``max_samples`` values.
+
+    Every spatial axis (all axes but ``channel_axis``) is read with the same stride; an array
+    that already fits is returned whole, so statistics on it are exact.
+    """
+    shape = tuple(array.shape)
+    spatial = [i for i in range(len(shape)) if channel_axis is None or i != channel_axis % len(shape)]
+    total = float(np.prod(shape))
+    stride = 1
+    while total / stride ** len(spatial) > max_samples:
+        stride += 1
+    index = tuple(slice(None, None, stride) if i in spatial else slice(None) for i in range(len(shape)))
+    return np.asarray(array[index])
+
+
+def make_normalizer(
+    sample: npt.ArrayLike,
+    mode: Literal["percentile", "meanstd", "none"],
+    *,
+    channel_axis: int | None = None,
+    **kwargs: Any,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A pixel-wise ``x -> (x - offset) / scale`` whose statistics come from ``sample``.
+
+    Gives the same values as :func:`normalize` on ``sample`` itself, and can be applied window
+    by window (tiles of an image larger than memory: take ``sample`` from
+    :func:`strided_sample`). The returned function maps arrays with the sample's axis layout.
+    """
+    _check_options(mode, kwargs)
+    if mode == "none":
+        return lambda x: np.asarray(x, dtype=np.float32)
+    arr = _as_float_image(sample)
+    axes, ch = _reduce_axes(arr.ndim, channel_axis)
+    eps = _check_eps(kwargs.get("eps", 1e-6))
+    if mode == "percentile":
+        offset, scale = _percentile_stats(arr, axes, kwargs.get("low", 1.0), kwargs.get("high", 99.8), eps)
+    else:
+        offset, scale = _meanstd_stats(arr, axes, ch, kwargs.get("mean"), kwargs.get("std"), eps)
+    dtype = arr.dtype
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return _apply(np.asarray(x).astype(dtype, copy=False), offset, scale)
+
+    return apply
