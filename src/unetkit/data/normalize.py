@@ -247,9 +247,11 @@ def strided_sample(array: Any, max_samples: int = 1 << 24, *, channel_axis: int 
     """
     shape = tuple(array.shape)
     spatial = [i for i in range(len(shape)) if channel_axis is None or i != channel_axis % len(shape)]
-    total = float(np.prod(shape))
+    def size(k: int) -> int:
+        return int(np.prod([-(-n // k) if i in spatial else n for i, n in enumerate(shape)]))
+
     stride = 1
-    while total / stride ** len(spatial) > max_samples:
+    while size(stride) > max_samples and stride < max(shape):
         stride += 1
     index = tuple(slice(None, None, stride) if i in spatial else slice(None) for i in range(len(shape)))
     return np.asarray(array[index])
