@@ -1,4 +1,10 @@
-"""Predict image files with a trained run: read, normalise as in training, predict, write."""
+"""Predict image files with a trained run: read, normalise as in training, predict, write.
+
+Sources in HDF5 or Zarr are read tile by tile and targets in HDF5 or Zarr are written tile by
+tile, so such images may be larger than memory: peak memory is bounded by the tile budget.
+Normalisation statistics are computed once (on a bounded, regular subsample when the image is
+large) and applied to every tile, so tiled and whole-image predictions stay identical.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,63 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetkit.data.datasets import to_channels_first
-from unetkit.data.io import check_image, parse_location, read_image, write_image
-from unetkit.data.normalize import normalize
+from unetkit.data.io import check_image, is_chunked_target, new_array, open_array, parse_location, validate_axes, write_image
+from unetkit.data.normalize import make_normalizer, strided_sample
 from unetkit.errors import InputError
 from unetkit.inference.predict import predict
-from unetkit.training.tasks import Task, predict_labels
+from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, plan_tiles
+from unetkit.training.tasks import Task
 
 OutputType = Literal["labels", "probabilities", "logits"]
+OUTPUT_TYPES = ("labels", "probabilities", "logits")
+
+
+class PointwiseSink:
+    """Looks like a ``(C_out, *S)`` array to :func:`~unetkit.inference.predict` but stores
+    ``fn(value)`` of every written block into ``target`` (e.g. argmax labels ``(*S)``)."""
+
+    def __init__(self, target: Any, fn: Any, shape: tuple[int, ...], *, drops_channels: bool) -> None:
+        self.target, self.fn, self.shape, self.drops_channels = target, fn, shape, drops_channels
+
+    def __setitem__(self, key: tuple[slice, ...], value: np.ndarray) -> None:
+        self.target[key[1:] if self.drops_channels else key] = self.fn(value)
+
+
+def _postprocess(task: Task, output_type: str) -> tuple[Any, bool, Any]:
+    """(function on ``(C, *tile)`` raw outputs, whether it drops the channel axis, output dtype)."""
+    if output_type == "labels":
+        return (lambda y: task.postprocess(torch.from_numpy(y)[None])[0].numpy().astype(np.uint16)), True, np.uint16
+    if output_type == "probabilities":
+        def probs(y: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(y)
+            return (torch.sigmoid(t) if t.shape[0] == 1 else torch.softmax(t, dim=0)).numpy()
+        return probs, False, np.float32
+    if output_type == "logits":
+        return (lambda y: y), False, np.float32
+    raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+
+
+def open_source(source: str | os.PathLike, axes: str | None, *, ndim: int, channels: int) -> tuple[Any, bool]:
+    """Open an image lazily (HDF5 / Zarr) or in memory (TIFF / PNG); returns ``(array, has_channel_axis)``.
+
+    The array has canonical axis order ``[C][Z]YX``; files stored in another order are loaded
+    into memory and transposed.
+    """
+    array, file_axes = open_array(source)
+    if axes is not None:
+        file_axes = validate_axes(axes, len(array.shape))
+    canon = "".join(a for a in "CZYX" if a in file_axes)
+    if file_axes != canon:
+        array = np.transpose(np.asarray(array), [file_axes.index(a) for a in canon])
+    spatial = canon.replace("C", "")
+    if len(spatial) != ndim:
+        raise InputError(f"{source}: axes {canon!r} give a {len(spatial)}-D image but the model is {ndim}-D "
+                         f"(expected {'ZYX' if ndim == 3 else 'YX'} spatial axes); pass --axes or check the file")
+    has_c = "C" in canon
+    n_ch = array.shape[0] if has_c else 1
+    if n_ch != channels:
+        raise InputError(f"{source}: image has {n_ch} channel(s) but model.in_channels is {channels}")
+    return array, has_c
 
 
 def predict_file(
@@ -30,41 +85,55 @@ def predict_file(
     axes: str | None = None,
     output_type: OutputType = "labels",
     overwrite: bool = False,
+    tile_shape: tuple[int, ...] | None = None,
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    batch_size: int = 1,
+    progress: bool = False,
 ) -> Path:
     """Predict one image file and write the result.
 
     Args:
         model, task, cfg: as returned by :func:`unetkit.training.checkpoint.load_run`.
         source: image path (``file.h5:key`` for a dataset inside a container).
-        target: output path; its suffix picks the format (TIFF, PNG, HDF5, Zarr, OME-Zarr).
+        target: output path; its suffix picks the format. HDF5 / Zarr / OME-Zarr targets are
+            written tile by tile (out of core); TIFF / PNG are assembled in memory.
         axes: axes of the source file (inferred when None).
         output_type: ``"labels"`` (``[Z]YX`` class ids), ``"probabilities"`` (``C[Z]YX`` softmax,
             sigmoid for a single-channel model) or ``"logits"`` (``C[Z]YX`` raw outputs).
         overwrite: replace an existing target; otherwise an existing target is an error.
+        tile_shape, memory_budget, batch_size: tiling (see :func:`unetkit.inference.predict`).
+        progress: progress bar over tiles.
 
     Returns:
         the path written.
     """
-    out_path, out_key = parse_location(target)
-    if out_path.exists() and not overwrite and out_key is None:
+    out_path, _ = parse_location(target)
+    if out_path.exists() and not overwrite:
         raise InputError(f"output {out_path} already exists; pass --overwrite to replace it")
-    array, file_axes = read_image(source, axes=axes)
+    fn, drops_channels, dtype = _postprocess(task, output_type)
     ndim = cfg.model.ndim
-    image = to_channels_first(array, file_axes, ndim=ndim, channels=cfg.model.in_channels, name=str(source))
-    check_image(image, name=str(source))
-    image = normalize(image.astype(np.float32, copy=False), cfg.data.normalize.mode, channel_axis=0,
-                      **cfg.data.normalize.kwargs())
-    raw = predict(model, image)
-    spatial = "ZYX"[3 - ndim :]
-    if output_type == "labels":
-        labels = predict_labels(task, raw)
-        result, result_axes = labels.astype(np.uint16 if labels.max(initial=0) > 255 else np.uint8), spatial
-    elif output_type == "probabilities":
-        t = torch.from_numpy(raw)
-        probs = torch.sigmoid(t) if t.shape[0] == 1 else torch.softmax(t, dim=0)
-        result, result_axes = probs.numpy().astype(np.float32), "C" + spatial
-    elif output_type == "logits":
-        result, result_axes = raw.astype(np.float32), "C" + spatial
-    else:
-        raise InputError(f"output_type must be labels, probabilities or logits, got {output_type!r}")
+    array, has_c = open_source(source, axes, ndim=ndim, channels=cfg.model.in_channels)
+    sample = strided_sample(array, channel_axis=0 if has_c else None)  # the whole image when it is small
+    check_image(sample, name=str(source))  # dtype, NaN / inf (every tile is checked again when read)
+    normalizer = make_normalizer(sample if has_c else sample[None], cfg.data.normalize.mode, channel_axis=0,
+                                 **cfg.data.normalize.kwargs())
+    spatial = tuple(array.shape[1:] if has_c else array.shape)
+    c_out = int(model.out_channels)
+    full = (c_out, *spatial)
+    result_axes = ("" if drops_channels else "C") + "ZYX"[3 - ndim :]
+    result_shape = spatial if drops_channels else full
+    options = dict(tile_shape=tile_shape, memory_budget=memory_budget, batch_size=batch_size,
+                   transform=normalizer, progress=progress)
+    if is_chunked_target(target):
+        plan = plan_tiles(model, spatial, tile_shape=tile_shape, memory_budget=memory_budget, batch_size=batch_size)
+        core = plan.core_shape
+        chunks = core if drops_channels else (1 if c_out > 16 else c_out, *core)
+        with new_array(target, shape=result_shape, dtype=dtype, axes=result_axes, chunks=chunks,
+                       overwrite=overwrite) as out:
+            predict(model, array, out=PointwiseSink(out, fn, full, drops_channels=drops_channels), **options)
+        return out_path
+    result = np.zeros(result_shape, dtype=dtype)
+    predict(model, array, out=PointwiseSink(result, fn, full, drops_channels=drops_channels), **options)
+    if output_type == "labels" and result.max(initial=0) <= 255:
+        result = result.astype(np.uint8)
     return write_image(target, result, axes=result_axes, overwrite=True)
