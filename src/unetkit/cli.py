@@ -35,9 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", required=True, help="output file, or folder when the input is a folder")
     pr.add_argument("--axes", help="axes of the input files, e.g. YX, CYX, ZYX (default: inferred)")
     pr.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    pr.add_argument("--output-type", choices=["labels", "probabilities", "logits"], default="labels")
+    pr.add_argument("--output-type", choices=["labels", "probabilities", "logits"], default=None,
+                    help="labels (default), probabilities or logits; with --scheduler the default is logits "
+                         "(raw network outputs, C[Z]YX float32), and labels / probabilities add a blockwise pass")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--scheduler", metavar="ADDRESS|local", default=None,
+                    help="predict with dask.distributed: 'local' starts a LocalCluster of --workers processes, "
+                         "tcp://host:port uses a running scheduler. Needs a Zarr/HDF5 input stored in [C][Z]YX "
+                         "order and a .zarr/.ome.zarr output; the result equals the in-process one bitwise. Workers run "
+                         "on the CPU unless --device cuda is given")
+    pr.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="worker processes of --scheduler local (default 2; one torch thread each)")
 
     ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
     ev.add_argument("-p", "--pred", required=True, type=Path, help="prediction file or folder")
@@ -95,6 +104,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from unetkit.training.checkpoint import load_run
     from unetkit.training.device import select_device
 
+    if args.scheduler is not None:
+        return _predict_on_cluster(args)
+    if args.workers is not None:
+        raise InputError("--workers is for --scheduler local; add --scheduler local to predict with N workers")
+    args.output_type = args.output_type or "labels"
     device = select_device(args.device)
     cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
@@ -122,6 +136,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         predict_file(model, task, cfg, args.input, args.output, axes=args.axes,
                      output_type=args.output_type, overwrite=args.overwrite)
         print(f"wrote {args.output}")
+    return 0
+
+
+def _predict_on_cluster(args: argparse.Namespace) -> int:
+    """``predict --scheduler``: one Zarr/HDF5 image, tiles as dask tasks, Zarr output."""
+    from unetkit.data.io import is_chunked_target, parse_location
+    from unetkit.inference.dask import predict_file_dask
+
+    src, _ = parse_location(args.input)
+    if src.is_dir() and not src.name.lower().endswith(".zarr"):
+        raise InputError(f"--scheduler predicts one Zarr or HDF5 image, not a folder ({src}); "
+                         "drop --scheduler to predict a folder in-process")
+    if not is_chunked_target(args.input):
+        raise InputError(f"--scheduler reads the input tile by tile and needs a Zarr or HDF5 image; got {args.input}")
+    workers = 2 if args.workers is None else args.workers
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    device = "cpu" if args.device == "auto" else args.device
+    out = predict_file_dask(args.model, args.input, args.output, axes=args.axes,
+                            output_type=args.output_type or "logits", checkpoint=args.checkpoint,
+                            scheduler=args.scheduler, workers=workers, device=device,
+                            overwrite=args.overwrite, progress=True)
+    print(f"wrote {out}")
     return 0
 
 

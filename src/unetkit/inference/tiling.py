@@ -34,6 +34,7 @@ from unetkit.errors import InputError, ShapeError
 
 Mode = Literal["exact", "halo-crop", "blend"]
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per batch of tiles (1 GiB)
+CONV_WORKSPACE_FACTOR = 2.25  # measured peak / counted tensor bytes, CPU inference (see estimate_tile_bytes)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,10 @@ def estimate_tile_bytes(model: nn.Module, input_shape: Sequence[int], batch_size
     """Upper estimate of the activation memory (bytes, float32) of one inference batch.
 
     Counts the input, every skip connection kept alive, the bottleneck, and the working set of
-    the widest decoder stage (upsampled features + concatenation + two conv outputs).
+    the widest decoder stage (upsampled features + concatenation + two conv outputs), times
+    :data:`CONV_WORKSPACE_FACTOR` for the convolution buffers (unfolded inputs, workspaces) that
+    the tensors alone do not show. The factor was measured as peak resident memory of CPU
+    inference with PyTorch 2.13 (``benchmarks/tiling_memory.py``); GPU libraries may need more.
     """
     geo = _geometry(model)
     features = list(getattr(model, "features", [16 * 2**i for i in range(geo.depth + 1)]))
@@ -122,7 +126,7 @@ def estimate_tile_bytes(model: nn.Module, input_shape: Sequence[int], batch_size
     skips = sum(f / pool**i for i, f in enumerate(features[:-1]))
     bottleneck = features[-1] / pool ** (len(features) - 1)
     top = 2 * (features[0] + features[1]) + 2 * features[0]
-    return int(4 * batch_size * voxels * (c_in + skips + bottleneck + top + c_out))
+    return int(CONV_WORKSPACE_FACTOR * 4 * batch_size * voxels * (c_in + skips + bottleneck + top + c_out))
 
 
 def _exact_axis(size: int, out: int, halo: int, period: int) -> tuple[AxisTile, ...]:

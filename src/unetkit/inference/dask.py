@@ -1,0 +1,541 @@
+"""Scale-out prediction with dask.distributed: the exact tiling plan as tasks, Zarr in, Zarr out.
+
+:func:`predict_dask` runs the *same* :class:`~unetkit.inference.tiling.TilePlan` as
+:func:`~unetkit.inference.predict` (built by :func:`~unetkit.inference.tiling.plan_tiles` with
+the same arguments), one task per batch of ``batch_size`` tiles in the same C order, so every
+forward pass sees the same batch as in-process and the Zarr result equals the in-process result
+bitwise (same device, same torch thread count per forward pass).
+
+How the work is spread:
+
+* **The model is not shipped with every task.** A run folder is loaded once per worker
+  process with :func:`~unetkit.training.checkpoint.load_model` and cached, keyed by the
+  resolved folder, the checkpoint and the checkpoint file's mtime (a retrained run is
+  reloaded). An ``nn.Module`` is serialised once in the client (``model.json``-like config +
+  ``state_dict``; a pickle of the module only for models without a registered config) and
+  broadcast to the workers with ``client.scatter(..., broadcast=True)``; tasks take the future
+  and each worker builds the model once per token. :func:`worker_model_builds` (run it with
+  ``client.run``) says how many models a worker has built.
+* **Blockwise I/O.** Each task reads its input windows from the source (Zarr, or HDF5 opened
+  read-only once per worker), mirrored beyond the border exactly as in-process, runs the
+  network and writes the kept cores into the target Zarr array. The target's chunks are
+  ``(C_out, *plan.core_shape)``: in an exact plan the tiles' cores *are* the chunk grid (cores
+  start at multiples of the core size and are one core long; the last core along an axis is
+  shorter, a partial edge chunk), so every task writes whole chunks that no other task touches
+  and no lock is needed. Tasks return only tile indices, never data.
+* **Atomic output.** The target is built at a hidden temporary path next to it and moved into
+  place only when every task has succeeded; on an error the pending tasks are cancelled, the
+  running ones are waited for, and the temporary array is removed. A failing task raises
+  :class:`TileError` naming its tiles.
+* **Threads.** A LocalCluster made here runs one task at a time per worker process; a worker's
+  forward pass uses ``threads_per_worker`` torch threads (``torch.set_num_threads``).
+
+dask and distributed are imported only inside the functions that need them, so importing this
+module (and ``unetkit``) stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unetkit.data.io import (
+    check_image,
+    new_array,
+    open_array,
+    parse_location,
+    validate_axes,
+)
+from unetkit.data.io.paths import resolve
+from unetkit.errors import InputError, UnetkitError
+from unetkit.inference.predict import _check_dtype, _layout, read_tile
+from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Tile, TilePlan, plan_tiles
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+
+__all__ = [
+    "TileError",
+    "clear_worker_cache",
+    "predict_dask",
+    "predict_file_dask",
+    "run_normalizer",
+    "worker_model_builds",
+]
+
+Transform = Callable[[np.ndarray], np.ndarray]
+_ZARR_FORMATS = ("zarr", "ome-zarr")
+_MAX_CACHED = 4  # models / sources kept per worker process (least recently used dropped)
+
+
+class TileError(UnetkitError, RuntimeError):
+    """A task of :func:`predict_dask` failed; the message names its tiles and the cause."""
+
+
+# --------------------------------------------------------------------------------------------
+# worker side: per-process caches (a worker process of a LocalCluster, or any dask worker)
+
+_LOCK = threading.Lock()
+_MODELS: OrderedDict[tuple, nn.Module] = OrderedDict()
+_SOURCES: OrderedDict[tuple, Any] = OrderedDict()
+_STATE: dict[str, Any] = {"builds": 0, "threads": None}
+
+
+def worker_model_builds() -> int:
+    """How many models this process has built for :func:`predict_dask` (``client.run(worker_model_builds)``)."""
+    return int(_STATE["builds"])
+
+
+def clear_worker_cache() -> None:
+    """Drop the cached models and open sources of this process and reset the build counter."""
+    with _LOCK:
+        _MODELS.clear()
+        _SOURCES.clear()
+        _STATE["builds"] = 0
+
+
+def _remember(cache: OrderedDict, key: tuple, value: Any) -> Any:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _MAX_CACHED:
+        cache.popitem(last=False)
+    return value
+
+
+def _build_from_blob(blob: bytes) -> nn.Module:
+    """Rebuild a model serialised by :func:`_serialise` (b"C" + config/state dict, or b"P" + pickle)."""
+    if blob[:1] == b"P":
+        import cloudpickle
+
+        return cloudpickle.loads(blob[1:])
+    from unetkit.models import create_model
+
+    payload = torch.load(io.BytesIO(blob[1:]), map_location="cpu", weights_only=True)
+    model = create_model(payload["name"], **payload["kwargs"])
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def _worker_model(spec: tuple, blob: bytes | None, device: str) -> nn.Module:
+    """The cached model of ``spec`` on this worker, built at most once per key."""
+    from unetkit.training.checkpoint import checkpoint_path, load_model
+
+    if spec[0] == "run":
+        _, run, which = spec
+        ckpt = checkpoint_path(run, which)
+        key: tuple = ("run", run, which, ckpt.stat().st_mtime_ns if ckpt.is_file() else None, device)
+    else:
+        key = ("blob", spec[1], device)
+    with _LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        if spec[0] == "run":
+            model = load_model(spec[1], spec[2], map_location=device)
+        else:
+            assert blob is not None
+            model = _build_from_blob(blob)
+        model = model.to(device).eval()
+        _STATE["builds"] += 1
+        return _remember(_MODELS, key, model)
+
+
+def _worker_source(spec: tuple) -> Any:
+    """The source array: opened once per process for a path (HDF5 read-only), or the array itself."""
+    if spec[0] == "array":
+        return spec[1]
+    location = spec[1]
+    path, _ = parse_location(location)
+    key = (location, path.stat().st_mtime_ns if path.exists() else None)
+    with _LOCK:
+        if key in _SOURCES:
+            return _SOURCES[key]
+        array, _ = open_array(location, mode="r")
+        return _remember(_SOURCES, key, array)
+
+
+def _set_threads(threads: int) -> None:
+    if _STATE["threads"] != threads:
+        torch.set_num_threads(threads)
+        _STATE["threads"] = threads
+
+
+def _open_target(address: tuple[str, str]) -> Any:
+    import zarr
+
+    root, name = address
+    if not Path(root).exists():  # the run was aborted and its temporary array removed
+        raise InputError(f"target array {root} no longer exists")
+    return zarr.open_array(root, path=name or "", mode="r+")
+
+
+def _tile_names(tiles: Sequence[Tile]) -> str:
+    return ", ".join(f"{t.index} (input window at {t.input_start})" for t in tiles)
+
+
+@torch.no_grad()
+def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> list[tuple[int, ...]]:
+    """One task: read the tiles' windows, run one forward pass, write the kept cores."""
+    try:
+        _set_threads(job["threads"])
+        model = _worker_model(job["model"], blob, job["device"])
+        source = _worker_source(job["source"])
+        plan: TilePlan = job["plan"]
+        batch = np.stack([read_tile(source, plan, t, channels=job["channels"], transform=job["transform"])
+                          for t in tiles])
+        device = next(model.parameters()).device
+        result = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        out = _open_target(job["target"])
+        for t, y in zip(tiles, result):
+            out[(slice(None), *t.target)] = y[(slice(None), *t.keep)]
+    except Exception as exc:  # noqa: BLE001 -- re-raised with the tiles named
+        raise TileError(f"tile(s) {_tile_names(tiles)} failed: {type(exc).__name__}: {exc}") from None
+    return [t.index for t in tiles]
+
+
+# --------------------------------------------------------------------------------------------
+# client side
+
+
+def _serialise(model: nn.Module) -> bytes:
+    """``b"C"`` + torch-saved ``{name, kwargs, state_dict}`` for a registered model with a ``.config``
+    (loaded back with ``weights_only=True``), else ``b"P"`` + a cloudpickle of the module."""
+    from unetkit.models.registry import MODELS
+
+    config = getattr(model, "config", None)
+    names = [n for n, f in MODELS.items() if f is type(model)]
+    if isinstance(config, dict) and names:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        buffer = io.BytesIO()
+        torch.save({"name": names[0], "kwargs": dict(config), "state_dict": state}, buffer)
+        return b"C" + buffer.getvalue()
+    import copy
+
+    import cloudpickle
+
+    return b"P" + cloudpickle.dumps(copy.deepcopy(model).cpu())
+
+
+def _source_spec(source: Any) -> tuple[Any, tuple]:
+    """(array for the client, spec the workers open it from)."""
+    if isinstance(source, (str, os.PathLike)):
+        path, key, fmt = resolve(source, None)
+        if fmt not in ("zarr", "ome-zarr", "hdf5"):
+            raise InputError(f"predict_dask reads Zarr or HDF5 sources tile by tile; {path} is {fmt.upper()} "
+                             "(convert it with unetkit.data.io.write_image, or use predict in-process)")
+        location = str(path.resolve()) + (f":{key}" if key else "")
+        array, axes = open_array(location)
+        canon = "".join(a for a in "CZYX" if a in axes)
+        if axes != canon:
+            raise InputError(f"{location}: axes {axes!r} are not in [C][Z]YX order; predict_dask reads the file "
+                             f"lazily and cannot transpose it (rewrite it with axes {canon!r})")
+        return array, ("path", location)
+    if type(source).__module__.startswith("h5py"):
+        raise InputError("pass an HDF5 source as a path ('file.h5:key'), not an open h5py.Dataset: "
+                         "each worker opens it read-only itself")
+    if not hasattr(source, "shape") or not hasattr(source, "dtype"):
+        raise InputError(f"source must be a Zarr/HDF5 path or a zarr array, got {type(source).__name__}")
+    return source, ("array", source)
+
+
+def _target_location(target: Any, overwrite: bool) -> Path:
+    if not isinstance(target, (str, os.PathLike)):
+        raise InputError(f"target must be a path to a .zarr or .ome.zarr store, got {type(target).__name__}")
+    try:
+        path, _, fmt = resolve(target, None)
+    except InputError:
+        fmt, path = None, Path(os.fspath(target))
+    if fmt not in _ZARR_FORMATS:
+        raise InputError(f"predict_dask writes Zarr: the target {os.fspath(target)!r} must end in .zarr or .ome.zarr "
+                         "(tasks on several workers write chunks concurrently, which TIFF, PNG and HDF5 cannot take)")
+    if path.exists() and not overwrite:
+        raise InputError(f"output {path} already exists; pass overwrite=True (--overwrite) to replace it")
+    return path
+
+
+def _address(array: Any) -> tuple[str, str]:
+    """(store folder, array path in it) of a local zarr array, for workers to reopen it."""
+    store = array.store
+    root = getattr(store, "root", None) or getattr(store, "path", None)
+    if root is None:
+        raise InputError(f"cannot locate the Zarr store {store!r} on disk")
+    return str(root), str(getattr(array, "path", "") or "")
+
+
+@contextlib.contextmanager
+def _client(scheduler: Any, workers: int) -> Iterator[Client]:
+    """The client to use; a LocalCluster (and its client) made here is closed on exit, errors included."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+    elif scheduler is None or scheduler == "local":
+        if not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+    elif isinstance(scheduler, str):
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as exc:
+            raise InputError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
+        with client:
+            yield client
+    else:
+        raise InputError(f"scheduler must be 'local', a scheduler address such as 'tcp://host:8786' or a "
+                         f"distributed.Client, got {scheduler!r}")
+
+
+def _drain(client: Client, keys: set[str], timeout: float = 60.0) -> None:
+    """Wait (bounded) until none of ``keys`` is still running on a worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            busy = client.processing()
+        except Exception:  # noqa: BLE001 -- scheduler gone: nothing left to wait for
+            return
+        if not any(str(k) in keys for ks in busy.values() for k in ks):
+            return
+        time.sleep(0.05)
+
+
+def predict_dask(
+    model_or_run: nn.Module | str | os.PathLike,
+    source: Any,
+    target: str | os.PathLike,
+    *,
+    tile_shape: Sequence[int] | None = None,
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    batch_size: int = 1,
+    scheduler: str | Client | None = None,
+    workers: int = 2,
+    threads_per_worker: int = 1,
+    transform: Transform | None = None,
+    checkpoint: str = "best",
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Predict a Zarr/HDF5 image into a Zarr array with dask.distributed, tile by tile.
+
+    Args:
+        model_or_run: a unetkit U-Net, or a run folder (each worker loads it once).
+        source: ``([C,] [Z,] Y, X)`` image: a ``.zarr`` / ``.ome.zarr`` / ``.h5`` path
+            (``'file.h5:key'`` selects a dataset) stored in canonical axis order, or a
+            ``zarr.Array``. Workers read it themselves, window by window.
+        target: path of a new ``.zarr`` / ``.ome.zarr`` store; receives the float32
+            ``(C_out, *S)`` raw network outputs (logits / embeddings), chunked
+            ``(C_out, *plan.core_shape)``, axes ``C[Z]YX``.
+        tile_shape, memory_budget, batch_size: the tiling, exactly as in
+            :func:`~unetkit.inference.predict` (same plan); one task runs one batch.
+        scheduler: ``None`` or ``"local"`` (a LocalCluster of ``workers`` processes, closed
+            afterwards), a scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``.
+        workers: worker processes of the LocalCluster (ignored for an existing scheduler).
+        threads_per_worker: torch threads of each worker's forward pass.
+        transform: pixel-wise ``(C, *tile)`` float32 -> float32 function applied to every input
+            window (e.g. a normaliser; must be picklable, it is broadcast once).
+        checkpoint: ``"best"`` or ``"last"`` (run folders only).
+        device: torch device on the workers (``"cpu"``, ``"cuda"``, ``"auto"``).
+        overwrite: replace an existing target.
+        progress: progress bar over tiles (on a terminal).
+
+    Returns:
+        the target path. Its content equals ``predict(model, source_array, tile_shape, batch_size,
+        memory_budget=..., transform=...)`` bitwise on the same device and torch thread count.
+
+    Raises:
+        InputError: a non-Zarr target, an existing target without ``overwrite``, a source that
+            is not Zarr/HDF5, a blended plan, bad sizes.
+        TileError: a task failed (the message names the tiles); no output is left behind.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(threads_per_worker, int) or threads_per_worker < 1:
+        raise InputError(f"threads_per_worker must be a positive integer, got {threads_per_worker!r}")
+    out_path = _target_location(target, overwrite)
+    if isinstance(model_or_run, nn.Module):
+        model = model_or_run
+        blob: bytes | None = _serialise(model)
+        model_spec: tuple = ("blob", hashlib.sha256(blob).hexdigest())
+    else:
+        from unetkit.training.checkpoint import load_model
+
+        run = Path(model_or_run).resolve()
+        model = load_model(run, checkpoint, map_location="cpu")
+        blob, model_spec = None, ("run", str(run), checkpoint)
+    array, source_spec = _source_spec(source)
+    shape = tuple(int(s) for s in array.shape)
+    stacked, channels = _layout(model, shape)
+    if stacked:
+        raise InputError(f"predict_dask predicts one image; got a stack of shape {shape} (predict its images one by one)")
+    _check_dtype(array)
+    spatial = shape[1:] if channels else shape
+    plan = plan_tiles(model, spatial, tile_shape=tile_shape, memory_budget=memory_budget, batch_size=batch_size)
+    if plan.mode == "blend":  # pragma: no cover -- plan_tiles never picks it by default
+        raise InputError("predict_dask cannot run a blended plan (overlapping tiles are accumulated, not written)")
+    if plan.mode == "halo-crop" and plan.n_tiles > 1:
+        warnings.warn("halo-crop tiling of a same-padding U-Net is not exact: zero padding makes the network "
+                      "location-aware near tile borders; use a valid-padding U-Net for exact tiling", stacklevel=2)
+    c_out = int(model.out_channels)
+    axes = "C" + "ZYX"[3 - len(spatial) :]
+    tiles = list(plan.tiles())
+    groups = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
+    run_id = uuid.uuid4().hex[:8]
+    with (
+        new_array(out_path, shape=(c_out, *spatial), dtype=np.float32, axes=axes, chunks=(c_out, *plan.core_shape),
+                  overwrite=overwrite) as out,
+        _client(scheduler, workers) as client,
+    ):
+        job = {"plan": plan, "channels": channels, "source": source_spec, "target": _address(out),
+               "transform": transform, "device": device, "threads": threads_per_worker, "model": model_spec}
+        [job_future] = client.scatter([job], broadcast=True, hash=False)
+        blob_future = client.scatter(blob, broadcast=True, hash=False) if blob is not None else None
+        futures = {
+            client.submit(_run_tiles, job_future, blob_future, group, key=f"unetkit-tiles-{run_id}-{n}", pure=False): group
+            for n, group in enumerate(groups)
+        }
+        bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=not (progress and sys.stderr.isatty()))
+        try:
+            for future in as_completed(futures):
+                try:
+                    done = future.result()
+                except TileError:
+                    raise
+                except Exception as exc:
+                    raise TileError(f"tile(s) {_tile_names(futures[future])} failed: {type(exc).__name__}: {exc}") from exc
+                bar.update(len(done))
+        except BaseException:
+            client.cancel(list(futures))
+            _drain(client, {f.key for f in futures})
+            raise
+        finally:
+            bar.close()
+            del job_future, blob_future
+    return out_path
+
+
+# --------------------------------------------------------------------------------------------
+# run folders: normalisation as in training, output types (the CLI's --scheduler path)
+
+
+def run_normalizer(cfg: Any, array: Any, *, channels: bool, name: str = "the source") -> Transform:
+    """The run's intensity normalisation for ``array``, statistics computed once in the client.
+
+    As :func:`unetkit.inference.files.predict_file` does: the statistics come from a bounded,
+    regular subsample of the (possibly huge, lazy) source (the whole image when it is small),
+    and the returned pixel-wise ``(C, *tile) -> (C, *tile)`` function holds only the small
+    per-channel ``(offset, scale)`` arrays, so it is cheap to broadcast to the workers.
+    """
+    from unetkit.data.normalize import make_normalizer, strided_sample
+
+    sample = strided_sample(array, channel_axis=0 if channels else None)
+    check_image(sample, name=name)
+    return make_normalizer(sample if channels else sample[None], cfg.data.normalize.mode, channel_axis=0,
+                           **cfg.data.normalize.kwargs())
+
+
+def _labels_block(block: np.ndarray, task: Any) -> np.ndarray:
+    return task.postprocess(torch.from_numpy(np.ascontiguousarray(block))[None])[0].numpy().astype(np.uint16)
+
+
+def _probabilities_block(block: np.ndarray) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(block))
+    return (torch.sigmoid(t) if t.shape[0] == 1 else torch.softmax(t, dim=0)).numpy()
+
+
+def predict_file_dask(
+    run: str | os.PathLike,
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    axes: str | None = None,
+    output_type: str = "logits",
+    checkpoint: str = "best",
+    scheduler: str | Client | None = None,
+    workers: int = 2,
+    threads_per_worker: int = 1,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Predict an image file with a run folder on a dask cluster (``unetkit predict --scheduler``).
+
+    The source is normalised as in training (statistics once, in the client, see
+    :func:`run_normalizer`) and predicted with :func:`predict_dask` with the default tiling.
+    ``output_type="logits"`` writes the raw outputs ``C[Z]YX`` float32; ``"probabilities"``
+    (softmax, sigmoid for one channel) and ``"labels"`` (``[Z]YX`` uint16, the task's pixel-wise
+    post-processing, e.g. argmax) add one blockwise dask pass over a temporary logits store
+    (removed afterwards). Labels need a pixel-wise task (semantic segmentation).
+    """
+    import dask.array as da
+    import zarr
+
+    from unetkit.training.checkpoint import load_run
+
+    if output_type not in ("logits", "probabilities", "labels"):
+        raise InputError(f"output_type must be one of logits, probabilities, labels, got {output_type!r}")
+    out_path = _target_location(target, overwrite)
+    cfg, _, task = load_run(run, checkpoint, map_location="cpu")
+    if output_type == "labels" and getattr(task, "name", None) != "semantic":
+        raise InputError(f"--output-type labels with --scheduler needs a pixel-wise post-processing; the run's task "
+                         f"{getattr(task, 'name', type(task).__name__)!r} clusters whole images. Write logits "
+                         "(--output-type logits) and post-process them separately")
+    array, _ = _source_spec(source)
+    if axes is not None:
+        given = validate_axes(axes, len(array.shape))
+        if given != "".join(a for a in "CZYX" if a in given):
+            raise InputError(f"axes {axes!r} are not in [C][Z]YX order; with --scheduler the file is read lazily "
+                             "and cannot be transposed")
+    ndim, c_in = int(cfg.model.ndim), int(cfg.model.in_channels)
+    channels = len(array.shape) == ndim + 1
+    if len(array.shape) not in (ndim, ndim + 1) or (channels and array.shape[0] != c_in) or (not channels and c_in != 1):
+        raise InputError(f"{source}: image of shape {tuple(array.shape)} does not fit the run's {ndim}-D model "
+                         f"with {c_in} input channel(s)")
+    transform = run_normalizer(cfg, array, channels=channels, name=str(source))
+    options: dict[str, Any] = {"checkpoint": checkpoint, "threads_per_worker": threads_per_worker, "device": device,
+                               "progress": progress}
+    with _client(scheduler, workers) as client:
+        if output_type == "logits":
+            return predict_dask(run, source, out_path, transform=transform, scheduler=client, overwrite=overwrite,
+                                **options)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.logits.", suffix=".tmp", dir=out_path.parent))
+        try:
+            logits_path = predict_dask(run, source, scratch / "logits.zarr", transform=transform, scheduler=client,
+                                       **options)
+            logits = da.from_zarr(zarr.open_array(str(logits_path), mode="r"))
+            spatial_axes = "ZYX"[3 - ndim :]
+            if output_type == "labels":
+                result = logits.map_blocks(_labels_block, task, drop_axis=0, dtype=np.uint16)
+                shape, dtype, res_axes, chunks = logits.shape[1:], np.uint16, spatial_axes, logits.chunksize[1:]
+            else:
+                result = logits.map_blocks(_probabilities_block, dtype=np.float32)
+                shape, dtype, res_axes, chunks = logits.shape, np.float32, "C" + spatial_axes, logits.chunksize
+            with new_array(out_path, shape=shape, dtype=dtype, axes=res_axes, chunks=chunks, overwrite=overwrite) as out:
+                client.compute(da.store(result, out, lock=False, compute=False)).result()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return out_path
