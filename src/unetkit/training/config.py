@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -98,13 +99,53 @@ class DataConfig(Strict):
         return v
 
 
-class TaskConfig(Strict):
-    """What is learnt: a task from :mod:`unetkit.training.tasks`."""
+class SemanticTaskConfig(Strict):
+    """Semantic segmentation (:class:`~unetkit.training.tasks.SemanticTask`): CE + Dice."""
 
     name: Literal["semantic"] = "semantic"
     labels: Literal["semantic", "foreground"] = "semantic"
     ce_weight: float = Field(1.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
+
+
+class EmbeddingTaskConfig(Strict):
+    """Instances by metric learning (:class:`~unetkit.training.tasks.EmbeddingTask`).
+
+    The embedding dimension is ``model.out_channels``. Loss: discriminative loss
+    (:func:`unetkit.losses.discriminative_loss`, push margin ``2 * delta_d``); clustering:
+    :func:`unetkit.clustering.mean_shift` with ``bandwidth`` (default ``delta_v`` if it is
+    > 0, else ``delta_d``) and ``kernel``.
+    """
+
+    name: Literal["embedding"]
+    delta_v: float = Field(0.5, ge=0)
+    delta_d: float = Field(1.5, gt=0)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(1.0, ge=0)
+    gamma: float = Field(0.001, ge=0)
+    background: Literal["instance", "ignore"] = "instance"
+    bandwidth: float | None = Field(None, gt=0)
+    kernel: Literal["gaussian", "flat"] = "gaussian"
+
+
+TASK_CONFIGS: dict[str, type[Strict]] = {"semantic": SemanticTaskConfig, "embedding": EmbeddingTaskConfig}
+"""Config section of each task, by ``task.name``."""
+
+
+def _default_task_name(value: Any) -> Any:
+    """``task`` without a ``name`` is the semantic task (configs written before tasks had names)."""
+    if isinstance(value, dict) and "name" not in value:
+        return {"name": "semantic", **value}
+    return value
+
+
+TaskConfig = Annotated[
+    SemanticTaskConfig | EmbeddingTaskConfig,
+    Field(discriminator="name"),
+    BeforeValidator(_default_task_name),
+]
+"""What is learnt: one section per task of :mod:`unetkit.training.tasks`, chosen by ``name``;
+a key of another task's section is refused as an unknown key."""
 
 
 class OptimizerConfig(Strict):
@@ -135,7 +176,7 @@ class RunConfig(Strict):
 
     out: Path = Path("runs/unet")
     seed: int = 0
-    task: TaskConfig = Field(default_factory=TaskConfig)
+    task: TaskConfig = Field(default_factory=SemanticTaskConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -155,9 +196,17 @@ class RunConfig(Strict):
 def _format_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = list(err["loc"])
+        task = None
+        if len(parts) > 1 and parts[0] == "task" and parts[1] in TASK_CONFIGS:
+            task = parts.pop(1)  # the union tag pydantic puts in the location
+        loc = ".".join(str(p) for p in parts) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown config key '{loc}'")
+            hint = f" (not a setting of task '{task}')" if task else ""
+            lines.append(f"unknown config key '{loc}'{hint}")
+        elif err["type"] == "union_tag_invalid" and parts == ["task"]:
+            tag = (err.get("ctx") or {}).get("tag")
+            lines.append(f"task.name: unknown task {tag!r}; known tasks: {', '.join(TASK_CONFIGS)}")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
