@@ -2,11 +2,12 @@
 
 from unetkit.training.checkpoint import load_model
 from unetkit.training.config import RunConfig, load_config, validate_config
-from unetkit.training.tasks import TASKS, SemanticTask, Task, build_task
+from unetkit.training.tasks import TASKS, EmbeddingTask, SemanticTask, Task, build_task
 from unetkit.training.trainer import FitResult, Trainer, train
 
 __all__ = [
     "TASKS",
+    "EmbeddingTask",
     "FitResult",
     "RunConfig",
     "SemanticTask",

@@ -76,6 +76,8 @@ class Trainer:
         resume: continue from ``<out>/checkpoints/last.pt``. Without it, a run folder that
             already holds checkpoints is refused, so nothing is overwritten by accident.
         progress: show a tqdm progress bar (only on a terminal).
+        task: a :class:`Task` instance to use instead of the one ``cfg.task`` describes
+            (Python API; e.g. a task with a modified loss for an experiment).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Trainer:
         val_samples: list[Sample] | None = None,
         resume: bool = False,
         progress: bool = True,
+        task: Task | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
@@ -105,7 +108,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.device = select_device(cfg.training.device)
-        self.task: Task = build_task(cfg.task, cfg.model)
+        self.task: Task = task if task is not None else build_task(cfg.task, cfg.model)
         self.model = create_model(cfg.model.name, **cfg.model.kwargs()).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.task.main_mode)
