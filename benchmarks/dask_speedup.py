@@ -1,10 +1,11 @@
 """Speed-up of ``predict_dask`` with 2 workers over 1 worker (one torch thread each), same plan.
 
-Writes a random 2-D float32 Zarr image of ``--size`` x ``--size`` pixels, then for 1 and 2 worker
-processes (a LocalCluster each, started and warmed up before timing: workers import torch and
-build the model on a small image first) times ``predict_dask`` of the whole image into a new
-Zarr store. Both runs follow the same tiling plan (``--tile``), and the script checks that the
-two outputs are bitwise equal. Printed: both wall-clock times and the ratio t(1) / t(2).
+Writes a random 2-D float32 Zarr image of ``--size`` x ``--size`` pixels, starts a LocalCluster
+of 1 and one of 2 worker processes (warmed up before timing: workers import torch and build the
+model on a small image first) and times ``predict_dask`` of the whole image into a new Zarr store
+on each, interleaved (1, 2, 2, 1, ...) ``--repeats`` times; the median is kept. All runs follow
+the same tiling plan (``--tile``), and the script checks that the 1- and 2-worker outputs are
+bitwise equal. Printed: both wall-clock times and the ratio t(1) / t(2).
 
 Cluster start-up is not timed (it is a fixed cost of a few seconds, printed separately). On a
 shared machine the ratio is bounded by the free cores: note the load average printed with it.
@@ -16,6 +17,7 @@ shared machine the ratio is bounded by the free cores: note the load average pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,26 +40,34 @@ def _load() -> tuple[float, float, float] | None:
         return None
 
 
-def _time_workers(n: int, model: UNet, source: Path, folder: Path, tile: tuple[int, ...], warm: Path,
-                  repeats: int) -> dict:
+def _run_all(model: UNet, source: Path, folder: Path, tile: tuple[int, ...], warm: Path, repeats: int) -> list[dict]:
+    """Start a 1-worker and a 2-worker LocalCluster, warm both up, then time them interleaved
+    (1, 2, 2, 1, 1, 2, ...) so that a change in the machine's load hits both alike."""
     from distributed import Client, LocalCluster
 
-    t0 = time.perf_counter()
-    with (
-        LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(n)
-        startup = time.perf_counter() - t0
-        # warm-up: every worker imports torch and builds the model once (cached afterwards)
-        predict_dask(model, warm, folder / f"warm-{n}.zarr", scheduler=client, tile_shape=tile, overwrite=True)
-        times = []
-        for r in range(repeats):
+    results: dict[int, dict] = {}
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for n in (1, 2):
+            t0 = time.perf_counter()
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"))
+            clients[n] = stack.enter_context(Client(cluster))
+            clients[n].wait_for_workers(n)
+            results[n] = {"workers": n, "startup_seconds": time.perf_counter() - t0, "all_seconds": []}
+            # warm-up: every worker imports torch and builds the model once (cached afterwards)
+            predict_dask(model, warm, folder / f"warm-{n}.zarr", scheduler=clients[n], tile_shape=tile,
+                         overwrite=True)
+        order = [n for r in range(repeats) for n in ((1, 2) if r % 2 == 0 else (2, 1))]
+        for n in order:
             t = time.perf_counter()
-            predict_dask(model, source, folder / f"out-{n}.zarr", scheduler=client, tile_shape=tile, overwrite=True)
-            times.append(time.perf_counter() - t)
-            print(f"  {n} worker(s), run {r + 1}: {times[-1]:.2f} s", flush=True)
-    return {"workers": n, "seconds": min(times), "all_seconds": times, "startup_seconds": startup}
+            predict_dask(model, source, folder / f"out-{n}.zarr", scheduler=clients[n], tile_shape=tile,
+                         overwrite=True)
+            results[n]["all_seconds"].append(time.perf_counter() - t)
+            print(f"  {n} worker(s): {results[n]['all_seconds'][-1]:.2f} s   (load {_load()})", flush=True)
+    for r in results.values():
+        r["seconds"] = float(np.median(r["all_seconds"]))
+    return [results[1], results[2]]
 
 
 def main() -> None:
@@ -66,7 +76,8 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=3, help="U-Net depth")
     ap.add_argument("--features", type=int, default=16, help="base features")
     ap.add_argument("--tile", type=int, default=252, help="tile edge (nearest valid input shape is used)")
-    ap.add_argument("--repeats", type=int, default=1, help="timed runs per worker count (the minimum is kept)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="timed runs per worker count, interleaved (the median is kept)")
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
 
@@ -82,8 +93,7 @@ def main() -> None:
         img = np.random.default_rng(0).random(shape, dtype=np.float32)
         write_image(folder / "src.zarr", img, axes="YX")
         write_image(folder / "warm.zarr", img[: 2 * tile[0], : 2 * tile[1]], axes="YX")
-        results = [_time_workers(n, model, folder / "src.zarr", folder, tile, folder / "warm.zarr", args.repeats)
-                   for n in (1, 2)]
+        results = _run_all(model, folder / "src.zarr", folder, tile, folder / "warm.zarr", args.repeats)
         import zarr
 
         equal = bool(np.array_equal(zarr.open_array(str(folder / "out-1.zarr"), mode="r")[...],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,12 +130,21 @@ def test_run_folder_hdf5_source_loaded_once_per_worker(client: distributed.Clien
 
 def test_failing_tile_is_named_and_leaves_no_output(client: distributed.Client, tmp_path: Path) -> None:
     model = scaled(UNet(1, 2, depth=2, base_features=4), 4)
-    img = np.random.default_rng(5).random((200, 200), dtype=np.float32)
-    img[150, 10] = np.nan
+    img = np.random.default_rng(5).random((300, 300), dtype=np.float32)
+    img[10, 10] = np.nan  # only in the window of the first tile
     write_image(tmp_path / "bad.zarr", img, axes="YX")
-    with pytest.raises(TileError, match=r"tile\(s\) \([23], 0\) \(input window at .*NaN"):
+    with pytest.raises(TileError, match=r"tile\(s\) \(0, 0\) \(input window at \(-20, -20\)\) failed: .*NaN"):
         predict_dask(model, tmp_path / "bad.zarr", tmp_path / "out.zarr", scheduler=client, tile_shape=(92, 92))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zarr"]
+    time.sleep(0.5)  # tasks still running when the error came were waited for: none writes afterwards
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zarr"]
+    assert client.run(_in_flight_total) == dict.fromkeys(client.scheduler_info()["workers"], 0)
+
+
+def _in_flight_total() -> int:
+    from unetkit.inference import dask as backend
+
+    return sum(backend._IN_FLIGHT.values())
 
 
 def test_refusals(tmp_path: Path) -> None:

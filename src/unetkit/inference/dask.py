@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import shutil
 import sys
@@ -56,13 +57,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetkit.data.io import (
-    check_image,
-    new_array,
-    open_array,
-    parse_location,
-    validate_axes,
-)
+from unetkit.data.io import check_image, new_array, open_array, parse_location, validate_axes
 from unetkit.data.io.paths import resolve
 from unetkit.errors import InputError, UnetkitError
 from unetkit.inference.predict import _check_dtype, _layout, read_tile
@@ -96,6 +91,23 @@ _LOCK = threading.Lock()
 _MODELS: OrderedDict[tuple, nn.Module] = OrderedDict()
 _SOURCES: OrderedDict[tuple, Any] = OrderedDict()
 _STATE: dict[str, Any] = {"builds": 0, "threads": None}
+_IN_FLIGHT: dict[str, int] = {}  # run id -> tasks of that run executing in this process
+_ABORTED: OrderedDict[str, None] = OrderedDict()  # run ids whose remaining tasks must not run
+
+
+def _abort(run_id: str) -> int:
+    """Mark a run aborted in this process (no task of it starts or writes afterwards); return
+    how many of its tasks are still executing here."""
+    with _LOCK:
+        _ABORTED[run_id] = None
+        while len(_ABORTED) > 1024:
+            _ABORTED.popitem(last=False)
+        return _IN_FLIGHT.get(run_id, 0)
+
+
+def _in_flight(run_id: str) -> int:
+    with _LOCK:
+        return _IN_FLIGHT.get(run_id, 0)
 
 
 def worker_model_builds() -> int:
@@ -193,20 +205,34 @@ def _tile_names(tiles: Sequence[Tile]) -> str:
 @torch.no_grad()
 def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> list[tuple[int, ...]]:
     """One task: read the tiles' windows, run one forward pass, write the kept cores."""
+    run_id = job["run_id"]
+    with _LOCK:
+        if run_id in _ABORTED:
+            return []
+        _IN_FLIGHT[run_id] = _IN_FLIGHT.get(run_id, 0) + 1
     try:
+        from unetkit.training.device import select_device
+
         _set_threads(job["threads"])
-        model = _worker_model(job["model"], blob, job["device"])
+        model = _worker_model(job["model"], blob, str(select_device(job["device"])))
         source = _worker_source(job["source"])
         plan: TilePlan = job["plan"]
         batch = np.stack([read_tile(source, plan, t, channels=job["channels"], transform=job["transform"])
                           for t in tiles])
         device = next(model.parameters()).device
         result = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        if run_id in _ABORTED:  # the client waits for this task (in flight) before removing the target
+            return []
         out = _open_target(job["target"])
         for t, y in zip(tiles, result):
             out[(slice(None), *t.target)] = y[(slice(None), *t.keep)]
     except Exception as exc:  # noqa: BLE001 -- re-raised with the tiles named
         raise TileError(f"tile(s) {_tile_names(tiles)} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        with _LOCK:
+            _IN_FLIGHT[run_id] -= 1
+            if not _IN_FLIGHT[run_id]:
+                del _IN_FLIGHT[run_id]
     return [t.index for t in tiles]
 
 
@@ -290,7 +316,8 @@ def _client(scheduler: Any, workers: int) -> Iterator[Client]:
         if not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers must be a positive integer, got {workers!r}")
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                         silence_logs=logging.ERROR) as cluster,  # a failed task is reported once, as TileError
             Client(cluster) as client,
         ):
             yield client
@@ -306,17 +333,23 @@ def _client(scheduler: Any, workers: int) -> Iterator[Client]:
                          f"distributed.Client, got {scheduler!r}")
 
 
-def _drain(client: Client, keys: set[str], timeout: float = 60.0) -> None:
-    """Wait (bounded) until none of ``keys`` is still running on a worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            busy = client.processing()
-        except Exception:  # noqa: BLE001 -- scheduler gone: nothing left to wait for
-            return
-        if not any(str(k) in keys for ks in busy.values() for k in ks):
-            return
-        time.sleep(0.05)
+def _stop(client: Client, futures: list, run_id: str, timeout: float = 120.0) -> None:
+    """Cancel a run's tasks and wait (bounded) until none is still executing on a worker.
+
+    Cancelling only forgets tasks on the scheduler: a task already running finishes. So every
+    worker is told that the run is aborted (tasks that have not started return at once, running
+    ones skip their write) and asked how many of its tasks are still executing, until none is;
+    only then may the caller remove the temporary target.
+    """
+    try:
+        client.cancel(futures)
+        busy = client.run(_abort, run_id)
+        deadline = time.monotonic() + timeout
+        while any(busy.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            busy = client.run(_in_flight, run_id)
+    except Exception:  # noqa: BLE001 -- scheduler or workers gone: nothing left running to wait for
+        return
 
 
 def predict_dask(
@@ -349,13 +382,16 @@ def predict_dask(
         tile_shape, memory_budget, batch_size: the tiling, exactly as in
             :func:`~unetkit.inference.predict` (same plan); one task runs one batch.
         scheduler: ``None`` or ``"local"`` (a LocalCluster of ``workers`` processes, closed
-            afterwards), a scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``.
+            afterwards; a script that makes one needs the ``if __name__ == "__main__":`` guard,
+            as workers are spawned), a scheduler address (``"tcp://host:8786"``) or a
+            ``distributed.Client``. Workers must be able to import unetkit and read the paths.
         workers: worker processes of the LocalCluster (ignored for an existing scheduler).
         threads_per_worker: torch threads of each worker's forward pass.
         transform: pixel-wise ``(C, *tile)`` float32 -> float32 function applied to every input
             window (e.g. a normaliser; must be picklable, it is broadcast once).
         checkpoint: ``"best"`` or ``"last"`` (run folders only).
-        device: torch device on the workers (``"cpu"``, ``"cuda"``, ``"auto"``).
+        device: torch device on the workers (``"cpu"``, ``"cuda"``, ``"mps"``, ``"auto"``:
+            each worker picks its own).
         overwrite: replace an existing target.
         progress: progress bar over tiles (on a terminal).
 
@@ -409,7 +445,7 @@ def predict_dask(
                   overwrite=overwrite) as out,
         _client(scheduler, workers) as client,
     ):
-        job = {"plan": plan, "channels": channels, "source": source_spec, "target": _address(out),
+        job = {"run_id": run_id, "plan": plan, "channels": channels, "source": source_spec, "target": _address(out),
                "transform": transform, "device": device, "threads": threads_per_worker, "model": model_spec}
         [job_future] = client.scatter([job], broadcast=True, hash=False)
         blob_future = client.scatter(blob, broadcast=True, hash=False) if blob is not None else None
@@ -428,8 +464,7 @@ def predict_dask(
                     raise TileError(f"tile(s) {_tile_names(futures[future])} failed: {type(exc).__name__}: {exc}") from exc
                 bar.update(len(done))
         except BaseException:
-            client.cancel(list(futures))
-            _drain(client, {f.key for f in futures})
+            _stop(client, list(futures), run_id)
             raise
         finally:
             bar.close()
