@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                          "(raw network outputs, C[Z]YX float32), and labels / probabilities add a blockwise pass")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--tile-shape", type=_shape, metavar="N[,N...]",
+                    help="network input tile, e.g. 252,252 (default: the largest that fits --memory-budget); "
+                         "an invalid one is refused with the nearest valid sizes")
+    pr.add_argument("--memory-budget", type=float, default=1024, metavar="MiB",
+                    help="activation memory per batch of tiles (default 1024 MiB)")
+    pr.add_argument("--batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
     pr.add_argument("--scheduler", metavar="ADDRESS|local", default=None,
                     help="predict with dask.distributed: 'local' starts a LocalCluster of --workers processes, "
                          "tcp://host:port uses a running scheduler. Needs a Zarr/HDF5 input stored in [C][Z]YX "
@@ -55,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--foreground", action="store_true", help="binarise both: any non-zero label is foreground")
     ev.add_argument("--num-classes", type=int, default=None, help="number of classes (default: inferred)")
     ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
+
+    rp = sub.add_parser("reproduce", help="run a paper's key experiment on the CPU and write a report")
+    rp.add_argument("experiment", choices=["shift"], help="shift: shift equivariance and tile-and-stitch")
+    rp.add_argument("--out", type=Path, default=None, help="report folder (default unetkit-reproduce/EXPERIMENT)")
+    rp.add_argument("--budget", choices=["full", "smoke"], default="full",
+                    help="full: the report's sizes (minutes); smoke: a seconds-long check of the pipeline")
 
     d = sub.add_parser("demo", help="train and evaluate on built-in synthetic data (about two minutes on a CPU)")
     d.add_argument("--out", type=Path, default=Path("unetkit-demo"), help="folder for data, run and results")
@@ -109,6 +121,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.workers is not None:
         raise InputError("--workers is for --scheduler local; add --scheduler local to predict with N workers")
     args.output_type = args.output_type or "labels"
+    if args.batch_size < 1 or args.memory_budget <= 0:
+        raise InputError(f"--batch-size must be >= 1 and --memory-budget > 0 MiB; got {args.batch_size} and "
+                         f"{args.memory_budget}")
+    tiling = dict(tile_shape=args.tile_shape, memory_budget=int(args.memory_budget * 2**20), batch_size=args.batch_size)
     device = select_device(args.device)
     cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
@@ -129,12 +145,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         pairs = list(zip(files, targets))
         for f, target in tqdm(pairs, desc="predict", unit="image", disable=not sys.stderr.isatty()):
-            predict_file(model, task, cfg, f, target, axes=args.axes,
-                         output_type=args.output_type, overwrite=args.overwrite)
+            predict_file(model, task, cfg, f, target, axes=args.axes, output_type=args.output_type,
+                         overwrite=args.overwrite, **tiling)
         print(f"wrote {len(files)} predictions to {out_dir}")
     else:
-        predict_file(model, task, cfg, args.input, args.output, axes=args.axes,
-                     output_type=args.output_type, overwrite=args.overwrite)
+        predict_file(model, task, cfg, args.input, args.output, axes=args.axes, output_type=args.output_type,
+                     overwrite=args.overwrite, progress=True, **tiling)
         print(f"wrote {args.output}")
     return 0
 
@@ -189,6 +205,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from unetkit.reproduce import get_experiment
+
+    out = args.out or Path("unetkit-reproduce") / args.experiment
+    get_experiment(args.experiment)(out, budget=args.budget)
+    return 0
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    """``'252,252'`` -> (252, 252) for ``--tile-shape``."""
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of integers like 252,252") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive integers like 252,252")
+    return values
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from unetkit.demo import run_demo
 
@@ -196,7 +231,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+            "reproduce": _cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
