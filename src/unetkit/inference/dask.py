@@ -509,6 +509,9 @@ def predict_file_dask(
     axes: str | None = None,
     output_type: str = "logits",
     checkpoint: str = "best",
+    tile_shape: Sequence[int] | None = None,
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    batch_size: int = 1,
     scheduler: str | Client | None = None,
     workers: int = 2,
     threads_per_worker: int = 1,
@@ -519,7 +522,8 @@ def predict_file_dask(
     """Predict an image file with a run folder on a dask cluster (``unetkit predict --scheduler``).
 
     The source is normalised as in training (statistics once, in the client, see
-    :func:`run_normalizer`) and predicted with :func:`predict_dask` with the default tiling.
+    :func:`run_normalizer`) and predicted with :func:`predict_dask` (``tile_shape``,
+    ``memory_budget``, ``batch_size``: the tiling, as in-process).
     ``output_type="logits"`` writes the raw outputs ``C[Z]YX`` float32; ``"probabilities"``
     (softmax, sigmoid for one channel) and ``"labels"`` (``[Z]YX`` uint16, the task's pixel-wise
     post-processing, e.g. argmax) add one blockwise dask pass over a temporary logits store
@@ -550,7 +554,8 @@ def predict_file_dask(
         raise InputError(f"{source}: image of shape {tuple(array.shape)} does not fit the run's {ndim}-D model "
                          f"with {c_in} input channel(s)")
     transform = run_normalizer(cfg, array, channels=channels, name=str(source))
-    options: dict[str, Any] = {"checkpoint": checkpoint, "threads_per_worker": threads_per_worker, "device": device,
+    options: dict[str, Any] = {"checkpoint": checkpoint, "tile_shape": tile_shape, "memory_budget": memory_budget,
+                               "batch_size": batch_size, "threads_per_worker": threads_per_worker, "device": device,
                                "progress": progress}
     with _client(scheduler, workers) as client:
         if output_type == "logits":
