@@ -11,7 +11,13 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from unetkit.data.synthetic import blobs, disc_grid, make_dataset, semantic_from_instances, write_dataset
+from unetkit.data.synthetic import (
+    blobs,
+    disc_grid,
+    make_dataset,
+    semantic_from_instances,
+    write_dataset,
+)
 from unetkit.errors import InputError
 
 
