@@ -116,15 +116,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from unetkit.training.checkpoint import load_run
     from unetkit.training.device import select_device
 
-    if args.scheduler is not None:
-        return _predict_on_cluster(args)
-    if args.workers is not None:
-        raise InputError("--workers is for --scheduler local; add --scheduler local to predict with N workers")
-    args.output_type = args.output_type or "labels"
     if args.batch_size < 1 or args.memory_budget <= 0:
         raise InputError(f"--batch-size must be >= 1 and --memory-budget > 0 MiB; got {args.batch_size} and "
                          f"{args.memory_budget}")
-    tiling = dict(tile_shape=args.tile_shape, memory_budget=int(args.memory_budget * 2**20), batch_size=args.batch_size)
+    tiling = {"tile_shape": args.tile_shape, "memory_budget": int(args.memory_budget * 2**20),
+              "batch_size": args.batch_size}
+    if args.scheduler is not None:
+        return _predict_on_cluster(args, tiling)
+    if args.workers is not None:
+        raise InputError("--workers is for --scheduler local; add --scheduler local to predict with N workers")
+    args.output_type = args.output_type or "labels"
     device = select_device(args.device)
     cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
@@ -155,8 +156,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_on_cluster(args: argparse.Namespace) -> int:
-    """``predict --scheduler``: one Zarr/HDF5 image, tiles as dask tasks, Zarr output."""
+def _predict_on_cluster(args: argparse.Namespace, tiling: dict) -> int:
+    """``predict --scheduler``: one Zarr/HDF5 image, tiles as dask tasks (same tiling), Zarr output."""
     from unetkit.data.io import is_chunked_target, parse_location
     from unetkit.inference.dask import predict_file_dask
 
@@ -173,7 +174,7 @@ def _predict_on_cluster(args: argparse.Namespace) -> int:
     out = predict_file_dask(args.model, args.input, args.output, axes=args.axes,
                             output_type=args.output_type or "logits", checkpoint=args.checkpoint,
                             scheduler=args.scheduler, workers=workers, device=device,
-                            overwrite=args.overwrite, progress=True)
+                            overwrite=args.overwrite, progress=True, **tiling)
     print(f"wrote {out}")
     return 0
 
