@@ -105,7 +105,8 @@ def train(out: Path, name: str, spacing: int, budget: Budget, *, output_window: 
         "data": {"patch_shape": patch, "batch_size": 1, "augment": None, "normalize": {"mode": "none"}},
         "optimizer": {"name": "adam", "lr": 1e-3},
         "training": {"iterations": budget.iterations, "val_every": max(1, budget.iterations // 5),
-                     "checkpoint_every": budget.iterations, "device": "cpu"},
+                     "checkpoint_every": budget.iterations, "device": "cpu",
+                     "threads": 1},  # small tensors: one thread is fastest, and robust on a shared machine
     })
     task = AlignedCropTask(crop, budget.embedding_dim, **TASK) if crop else None
     samples = disc_samples(spacing, 8, 160, seed)
@@ -206,7 +207,9 @@ def experiment_a(out: Path, budget: Budget) -> tuple[dict[str, Any], dict[int, U
     for spacing in (16, 15):
         model = train(out, f"a_spacing{spacing}", spacing, budget, output_window=20, crop=None)
         models[spacing] = model
-        margin = model.halo[0] + RADIUS + 1  # discs whose whole context is real image (no mirrored border)
+        # evaluate only discs whose receptive field (halo + up to f^l - 1 for the pooling phase) sees the
+        # complete lattice: discs that would cross the image border are missing within 2 R of it
+        margin = model.halo[0] + PERIOD + 2 * RADIUS + 1
         size = spacing * (budget.grid - 1) + 2 * margin + 1
         img, lab = disc_grid((size, size), spacing=spacing, radius=RADIUS, offset=margin)
         emb = embed(model, img)
