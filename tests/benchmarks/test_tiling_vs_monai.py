@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tiling_vs_monai.py"
+from bench_scripts import load_script
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("tiling_vs_monai", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench():  # noqa: ANN201
+    yield from load_script("tiling_vs_monai")
 
 
 # 2-D: depth 2 (halo 20, period 4), 64^2 tiles on 96^2; 3-D: depth 1 (halo 8), 32^3 tiles on 40^3
