@@ -35,6 +35,7 @@ def test_structural_claims_hold_even_untrained(smoke: tuple[Path, dict]) -> None
     # discs spaced by a multiple of f^l sit on one grid phase and get identical embeddings
     assert r["a"]["spacing_16"]["grid_phases_covered"] == 1
     assert r["a"]["spacing_16"]["distinct_centre_embeddings"] == 1
+    assert r["a"]["spacing_16"]["neighbour_pairs_in_different_clusters"] == 0.0  # so no disc can be told apart
     assert r["a"]["spacing_15"]["grid_phases_covered"] == 16  # 4 x 4 discs at spacing 15 cover 4 phases per axis
     # constant input: nearest upsampling gives one output, learnt upsampling f^(d l) = 64
     assert r["c"]["nearest"]["distinct_output_vectors"] == 1
@@ -54,6 +55,14 @@ def test_seam_score_detects_a_step() -> None:
     stepped = smooth.copy()
     stepped[1, :, 8:] += 1.0  # a jump between columns 7 and 8
     assert seam_score(stepped, labels, np.array([8])) > 10
+
+
+def test_neighbours_separated_counts_lattice_pairs() -> None:
+    from unetkit.reproduce.shift import neighbours_separated
+
+    where = np.array([[0, 0], [0, 15], [15, 0], [15, 15]])
+    assert neighbours_separated(where, np.array([1, 2, 2, 1]), 15) == 1.0  # a 2-colouring
+    assert neighbours_separated(where, np.array([1, 1, 2, 2]), 15) == 0.5
 
 
 def test_unknown_experiment() -> None:
