@@ -294,10 +294,17 @@ def experiment_c(budget: Budget) -> dict[str, Any]:
 
 
 def _figures(out: Path, a: dict, b: dict, c: dict) -> list[str]:
-    from unetkit.report import _pyplot, label_colors
+    from unetkit.report import _pyplot
 
     plt = _pyplot()
-    names = []
+    names: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        names.append(name)
+
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
     for k, spacing in enumerate((16, 15)):
         img, emb = a["views"][spacing]
@@ -308,10 +315,7 @@ def _figures(out: Path, a: dict, b: dict, c: dict) -> list[str]:
         axes[2 * k + 1].set_title(f"embeddings: {r['distinct_centre_embeddings']} distinct")
     for ax in axes:
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(out / "a_same_looking_objects.png", dpi=90)
-    plt.close(fig)
-    names.append("a_same_looking_objects.png")
+    save(fig, "a_same_looking_objects.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
     for ax, (name, (emb, lines)) in zip(axes, b["views"].items()):
@@ -321,25 +325,18 @@ def _figures(out: Path, a: dict, b: dict, c: dict) -> list[str]:
             ax.axvline(line - 0.5, color="w", lw=0.4, ls="--")
         ax.set_title(f"{name}\nseam score {b['results'][name]['seam_score']:.3f}", fontsize=9)
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(out / "b_tile_and_stitch.png", dpi=90)
-    plt.close(fig)
-    names.append("b_tile_and_stitch.png")
+    save(fig, "b_tile_and_stitch.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     for ax, up in zip(axes, ("nearest", "transposed")):
         ax.imshow(rgb(c["views"][up]))
         ax.set_title(f"constant input, {up}: {c['results'][up]['distinct_output_vectors']} distinct")
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(out / "c_constant_input.png", dpi=90)
-    plt.close(fig)
-    names.append("c_constant_input.png")
-    del label_colors
+    save(fig, "c_constant_input.png")
     return names
 
 
-def _report(out: Path, results: dict, figures: list[str], seconds: float, budget: Budget) -> Path:
+def _report(out: Path, results: dict, seconds: float, budget: Budget) -> Path:
     a, b, c = results["a"], results["b"], results["c"]
     lines = [
         "# Shift equivariance and tile-and-stitch: reproduction on synthetic discs", "",
@@ -403,7 +400,7 @@ def run(out: str | Path = "unetkit-reproduce/shift", *, budget: str = "full", ve
     seconds = time.perf_counter() - t0
     results = {"a": a["results"], "b": bb["results"], "c": c["results"], "seconds": seconds, "budget": budget}
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    figures = _figures(out, a, bb, c)
-    report = _report(out, results, figures, seconds, b)
+    _figures(out, a, bb, c)
+    report = _report(out, results, seconds, b)
     say(f"report: {report}")
     return results
