@@ -10,12 +10,15 @@ a U-Net of depth l = 3, f = 2 (f^l = 8, f^(d l) = 64) trained by the discriminat
     embedding; spaced 15 (co-prime with 8) the discs fall on all 64 phases of the pooling grid
     and receive up to 64 distinct embeddings. Counted as distinct disc-centre embeddings and as
     mean-shift clusters of the per-disc mean embeddings.
-(b) Tile and stitch. (1) trained with output window w = f^l (loss on a grid-aligned 8x8 crop),
-    predicted whole: jumps at the f^l grid lines; (2) trained with w = 20 > f^l, tiles of 20
-    stitched uncropped: jumps at tile borders; (3) the same net, tiles cropped to n f^l = 16
-    and placed on the f^l grid (unetkit's exact plan): identical to the whole-image prediction.
-    Seam score = mean within-object embedding jump between neighbouring pixels across the
-    boundary lines / the same away from them, minus 1 (0: no seam).
+(b) Tile and stitch. (1) trained with output window w = f^l (loss on an 8x8 crop of the
+    output), predicted whole: jumps on the f^l grid lines where the functions that never were
+    neighbours in the crop meet; (2) trained with w = 20 > f^l, tiles of 20 stitched uncropped:
+    jumps at the tile borders; (3) the same net, tiles cropped to n f^l = 16 and placed on the
+    f^l grid (unetkit's exact plan): identical to the whole-image prediction.
+    Seam score (see :func:`seam_score`): at every within-object pair of neighbouring pixels
+    across a boundary line, how much the prediction's jump differs from the jump between the
+    same two pixels in a *reference* prediction in which no boundary lies between them,
+    relative to the reference's typical within-object jump (0: no seam).
 (c) Constant input. Fixed (nearest) upsampling maps a constant image to a constant output;
     learnt (transposed-conv) upsampling yields f^(d l) = 64 distinct output vectors.
 """
@@ -180,29 +183,86 @@ def naive_stitch(model: UNet, image: np.ndarray, keep: int) -> np.ndarray:
     return out
 
 
-def seam_score(emb: np.ndarray, labels: np.ndarray, lines: np.ndarray) -> float:
-    """Within-object neighbour jumps across boundary lines vs elsewhere: mean ratio - 1.
+def pair_jumps(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Differences between neighbouring pixels of ``emb (E, H, W)`` along y and x.
 
-    ``lines`` are the image coordinates c where a boundary lies between pixel c - 1 and c
-    (applied to both axes).
+    Returns ``(E, H - 1, W)`` and ``(E, H, W - 1)``: entry ``[:, y, x]`` is the embedding at
+    ``(y + 1, x)`` (resp. ``(y, x + 1)``) minus the one at ``(y, x)``.
     """
-    is_line = np.zeros(max(labels.shape) + 1, dtype=bool)
-    is_line[lines[(lines > 0) & (lines < is_line.size)]] = True
-    jumps_b, jumps_i = [], []
-    for axis in (1, 2):
-        a = np.take(emb, np.arange(emb.shape[axis] - 1), axis=axis)
-        b = np.take(emb, np.arange(1, emb.shape[axis]), axis=axis)
-        la = np.take(labels, np.arange(labels.shape[axis - 1] - 1), axis=axis - 1)
-        lb = np.take(labels, np.arange(1, labels.shape[axis - 1]), axis=axis - 1)
-        same = (la == lb) & (la > 0)
-        jump = np.linalg.norm(a - b, axis=0)
-        across = is_line[np.arange(1, labels.shape[axis - 1])]
-        across = across[None, :] if axis == 2 else across[:, None]
-        across = np.broadcast_to(across, same.shape)
-        jumps_b.append(jump[same & across])
-        jumps_i.append(jump[same & ~across])
-    jb, ji = np.concatenate(jumps_b), np.concatenate(jumps_i)
-    return float(jb.mean() / max(ji.mean(), 1e-12) - 1.0)
+    return np.diff(emb, axis=1), np.diff(emb, axis=2)
+
+
+def boundary_pairs(labels: np.ndarray, lines: tuple[np.ndarray, np.ndarray], region: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the within-object neighbour pairs that straddle a boundary line.
+
+    ``labels (H, W)`` instance labels (0 = background); ``lines[ax]`` the coordinates c along
+    axis ``ax`` where a boundary lies between pixel c - 1 and c; ``region = (lo, hi)`` keeps
+    only pairs whose pixels both lie in ``[lo, hi)`` on both axes. Masks have the shapes of
+    :func:`pair_jumps`.
+    """
+    inside = np.zeros(labels.shape[0], dtype=bool), np.zeros(labels.shape[1], dtype=bool)
+    for ax in (0, 1):
+        inside[ax][max(region[0], 0) : region[1]] = True
+    masks = []
+    for ax in (0, 1):
+        a = np.take(labels, np.arange(labels.shape[ax] - 1), axis=ax)
+        b = np.take(labels, np.arange(1, labels.shape[ax]), axis=ax)
+        c = np.arange(1, labels.shape[ax])
+        across = np.isin(c, lines[ax]) & inside[ax][c - 1] & inside[ax][c]
+        other = inside[1 - ax]
+        m = (a == b) & (a > 0)
+        m &= across[:, None] & other[None, :] if ax == 0 else other[:, None] & across[None, :]
+        masks.append(m)
+    return masks[0], masks[1]
+
+
+def seam_score(test: np.ndarray, reference: np.ndarray, labels: np.ndarray,
+               lines: tuple[np.ndarray, np.ndarray], region: tuple[int, int]) -> dict[str, float]:
+    """How much a prediction jumps across boundary lines, measured against a seam-free reference.
+
+    For every within-object pair of neighbouring pixels (p, q) straddling a line, the excess
+    jump is ``|(t_q - t_p) - (r_q - r_p)|`` for the tested embeddings ``t`` and the reference
+    ``r`` (a prediction of the same net with no boundary between p and q). The seam score is
+    the mean excess jump divided by the reference's mean jump ``|r_q - r_p|`` over the same
+    pairs: 0 when the boundaries are invisible (``t`` has the reference's local structure
+    there), 1 when a seam adds as much as the jump that belongs there.
+
+    Args:
+        test, reference: ``(E, H, W)`` embeddings (reference may hold NaN outside ``region``).
+        labels: ``(H, W)`` instance labels, 0 = background.
+        lines: per axis, the coordinates c of the boundary between pixels c - 1 and c.
+        region: ``(lo, hi)``, the square window ``[lo, hi)^2`` where pairs are measured.
+
+    Returns:
+        ``seam_score``; ``mean_excess_jump`` and ``max_excess_jump`` (embedding units);
+        ``reference_jump``, the reference's mean jump over the pairs; ``pairs``, their count.
+
+    Raises:
+        ValueError: no within-object pair straddles a line inside ``region``.
+    """
+    tj, rj = pair_jumps(test), pair_jumps(reference)
+    at = boundary_pairs(labels, lines, region)
+    excess = np.concatenate([np.linalg.norm(t - r, axis=0)[m] for t, r, m in zip(tj, rj, at)])
+    if excess.size == 0:
+        raise ValueError(f"no within-object pixel pair straddles a line inside region {region}")
+    ref = float(np.concatenate([np.linalg.norm(r, axis=0)[m] for r, m in zip(rj, at)]).mean())
+    return {"seam_score": float(excess.mean()) / max(ref, 1e-12), "mean_excess_jump": float(excess.mean()),
+            "max_excess_jump": float(excess.max()), "reference_jump": ref, "pairs": int(excess.size)}
+
+
+def jump_map(emb: np.ndarray) -> np.ndarray:
+    """``(H, W)`` largest jump of each pixel of ``emb (E, H, W)`` to its lower or right neighbour."""
+    out = np.zeros(emb.shape[1:], dtype=np.float32)
+    dy, dx = pair_jumps(emb)
+    out[:-1] = np.linalg.norm(dy, axis=0)
+    out[:, :-1] = np.fmax(out[:, :-1], np.linalg.norm(dx, axis=0))
+    return np.nan_to_num(out)
+
+
+def excess_map(test: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``(H, W)`` largest excess jump (:func:`seam_score`) of each pixel to its lower or right neighbour."""
+    return jump_map(test - reference)
 
 
 def rgb(emb: np.ndarray) -> np.ndarray:
@@ -246,31 +306,49 @@ def experiment_a(out: Path, budget: Budget) -> tuple[dict[str, Any], dict[int, U
 
 
 def experiment_b(out: Path, budget: Budget, model_15: UNet) -> dict[str, Any]:
+    """The three tile-and-stitch cases on a disc image (spacing 15), each with its seam score."""
+    from unetkit.inference import plan_tiles
+
     model_w8 = train(out, "b_window8", 15, budget, output_window=12, crop=PERIOD)
-    size = 15 * budget.grid + 2 * RADIUS + 2
-    img, lab = disc_grid((size, size), spacing=15, radius=RADIUS, offset=RADIUS + 1)
+    halo, shift = model_15.halo[0], PERIOD // 2
+    margin = halo + PERIOD  # measure where mirrored context at the image border plays no role
+    size = 2 * margin + 15 * budget.grid + 2 * RADIUS + 2
+    big, big_lab = disc_grid((size + shift, size + shift), spacing=15, radius=RADIUS, offset=RADIUS + 1)
+    img, lab = big[:size, :size], big_lab[:size, :size]
+    region = (margin, size - margin)
+
+    # case 1: the loss saw output pixels 0..f^l - 1 of each patch, i.e. grid phases halo .. halo + f^l - 1;
+    # phases halo - 1 and halo (image pixels c - 1, c with c = halo mod f^l) never met in one crop.
+    # Reference: the same net on the image shifted by f^l / 2, which moves those pairs mid-crop.
     whole_w8 = embed(model_w8, img)
+    shifted = embed(model_w8, big[shift:, shift:])
+    ref_w8 = np.full_like(whole_w8, np.nan)
+    ref_w8[:, shift:, shift:] = shifted[:, : size - shift, : size - shift]
+    grid_lines = np.arange(halo % PERIOD, size, PERIOD)
+
     whole = embed(model_15, img)
     stitched_20 = naive_stitch(model_15, img, 20)
     exact_tile = model_15.valid_input_shapes(model_15.input_shape_for((20, 20)))[0]
     exact = predict(model_15, img, tile_shape=exact_tile)
-    from unetkit.inference import plan_tiles
-
     plan = plan_tiles(model_15, img.shape, tile_shape=exact_tile)
     core = plan.core_shape[0]
-    grid8 = np.arange(0, size + 1, PERIOD)
+    borders = tuple(np.array([t.image_start for t in plan.axes[ax]][1:]) for ax in (0, 1))
+    every_20 = np.arange(20, size, 20)
     cases = {
-        "1_train_w_eq_f^l": (whole_w8, grid8, "f^l grid lines (8 px)"),
-        "2_train_w_gt_f^l_uncropped_20": (stitched_20, np.arange(0, size + 1, 20), "tile borders every 20 px"),
-        f"3_train_w_gt_f^l_cropped_{core}": (exact, np.arange(0, size + 1, core), f"tile borders every {core} px"),
+        "1_train_w_eq_f^l": (whole_w8, ref_w8, (grid_lines, grid_lines),
+                             f"f^l grid lines (pixels c - 1, c with c = {halo % PERIOD} mod 8)"),
+        "2_train_w_gt_f^l_uncropped_20": (stitched_20, whole, (every_20, every_20), "tile borders every 20 px"),
+        f"3_train_w_gt_f^l_cropped_{core}": (exact, whole, borders, f"tile borders every {core} px"),
     }
-    results = {}
-    for name, (emb, lines, where) in cases.items():
-        results[name] = {"seam_score": seam_score(emb, lab, lines), "boundaries": where}
-    results["2_train_w_gt_f^l_uncropped_20"]["max_abs_diff_to_whole_image"] = float(np.abs(stitched_20 - whole).max())
-    results[f"3_train_w_gt_f^l_cropped_{core}"]["max_abs_diff_to_whole_image"] = float(np.abs(exact - whole).max())
+    results: dict[str, Any] = {}
+    for name, (emb, ref, lines, where) in cases.items():
+        results[name] = {**seam_score(emb, ref, lab, lines, region), "boundaries": where}
+    for name, emb in (("2_train_w_gt_f^l_uncropped_20", stitched_20), (f"3_train_w_gt_f^l_cropped_{core}", exact)):
+        results[name]["max_abs_diff_to_whole_image"] = float(np.abs(emb - whole).max())
     results["tiles_in_case_3"] = plan.n_tiles
-    return {"results": results, "views": {k: (v[0], v[1]) for k, v in cases.items()}, "labels": lab}
+    results["delta_d"] = TASK["delta_d"]
+    views = {k: (v[0], v[2][1], excess_map(v[0], v[1])) for k, v in cases.items()}
+    return {"results": results, "views": views, "labels": lab, "region": region}
 
 
 def experiment_c(budget: Budget) -> dict[str, Any]:
@@ -317,15 +395,37 @@ def _figures(out: Path, a: dict, b: dict, c: dict) -> list[str]:
         ax.set_axis_off()
     save(fig, "a_same_looking_objects.png")
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
-    for ax, (name, (emb, lines)) in zip(axes, b["views"].items()):
-        ax.imshow(rgb(emb))
-        for line in lines[1:-1]:
-            ax.axhline(line - 0.5, color="w", lw=0.4, ls="--")
-            ax.axvline(line - 0.5, color="w", lw=0.4, ls="--")
-        ax.set_title(f"{name}\nseam score {b['results'][name]['seam_score']:.3f}", fontsize=9)
-        ax.set_axis_off()
-    save(fig, "b_tile_and_stitch.png")
+    from matplotlib.colors import LogNorm
+
+    views = b["views"]
+    lo, hi = b["region"]
+    zoom = slice(lo, min(hi, lo + 48))  # a window of the measured region, large enough to see single pixels
+    jumps = {k: jump_map(v[0])[zoom, zoom] for k, v in views.items()}
+    excess = {k: v[2][zoom, zoom] for k, v in views.items()}
+    jmax = max(float(j.max()) for j in jumps.values()) or 1.0  # one colour scale per row
+    emax = max(float(e.max()) for e in excess.values()) or 1.0
+    fig, axes = plt.subplots(3, 3, figsize=(12, 12.5))
+    for k, (name, (emb, lines, _)) in enumerate(views.items()):
+        r = b["results"][name]
+        axes[0, k].imshow(rgb(emb))
+        axes[0, k].add_patch(plt.Rectangle((zoom.start - 0.5,) * 2, zoom.stop - zoom.start, zoom.stop - zoom.start,
+                                           fill=False, ec="w", lw=1))
+        axes[0, k].set_title(f"{name}\n{r['boundaries']}\n(white square: zoom below)", fontsize=9)
+        im_j = axes[1, k].imshow(np.maximum(jumps[name], 1e-4), cmap="magma", norm=LogNorm(vmin=1e-3, vmax=jmax))
+        axes[1, k].set_title("jump between neighbouring pixels", fontsize=9)
+        im_e = axes[2, k].imshow(np.maximum(excess[name], 1e-7), cmap="magma", norm=LogNorm(vmin=1e-6, vmax=emax))
+        axes[2, k].set_title(f"|jump - seam-free reference jump|\nseam score {r['seam_score']:.3g}", fontsize=9)
+        for row in (1, 2):
+            for line in lines[(lines > zoom.start) & (lines < zoom.stop)] - zoom.start:
+                axes[row, k].axhline(line - 0.5, color="c", lw=0.7, ls=":")
+                axes[row, k].axvline(line - 0.5, color="c", lw=0.7, ls=":")
+        for ax in axes[:, k]:
+            ax.set_axis_off()
+    fig.colorbar(im_j, ax=axes[1].tolist(), shrink=0.8, label="embedding units (log)")
+    fig.colorbar(im_e, ax=axes[2].tolist(), shrink=0.8, label="embedding units (log)")
+    fig.savefig(out / "b_tile_and_stitch.png", dpi=80)
+    plt.close(fig)
+    names.append("b_tile_and_stitch.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     for ax, up in zip(axes, ("nearest", "transposed")):
@@ -338,6 +438,7 @@ def _figures(out: Path, a: dict, b: dict, c: dict) -> list[str]:
 
 def _report(out: Path, results: dict, seconds: float, budget: Budget) -> Path:
     a, b, c = results["a"], results["b"], results["c"]
+    c1, c2, c3 = (next(v for k, v in b.items() if k.startswith(f"{i}_")) for i in (1, 2, 3))
     lines = [
         "# Shift equivariance and tile-and-stitch: reproduction on synthetic discs", "",
         f"Valid U-Net, depth l = {DEPTH}, pooling factor f = {FACTOR} (f^l = {PERIOD}, f^(d l) = {FACTOR ** (2 * DEPTH)}), "
@@ -361,16 +462,30 @@ def _report(out: Path, results: dict, seconds: float, budget: Budget) -> Path:
               "what matters for instance segmentation is that neighbouring discs fall into different clusters.", "",
               "![a](a_same_looking_objects.png)", "",
               "## (b) Tile and stitch", "",
-              "| case | boundaries | seam score | max abs diff to whole-image prediction |", "|---|---|---|---|"]
+              "| case | boundaries | seam score | mean / max excess jump | pairs | max abs diff to whole-image prediction |",
+              "|---|---|---|---|---|---|"]
     for name, r in b.items():
         if not isinstance(r, dict):
             continue
         diff = r.get("max_abs_diff_to_whole_image")
-        lines.append(f"| {name} | {r['boundaries']} | {r['seam_score']:.4f} | {'-' if diff is None else f'{diff:.2e}'} |")
-    lines += ["", "Seam score: mean within-object embedding jump between neighbouring pixels across the boundary lines, "
-              "divided by the mean jump elsewhere, minus 1 (0 = boundaries are invisible). Case 1 is the whole-image "
-              "prediction of a net trained on an 8x8 output window: the inconsistencies sit on the f^l grid. Case 3 "
-              "equals the whole-image prediction up to float rounding.", "", "![b](b_tile_and_stitch.png)", "",
+        lines.append(f"| {name} | {r['boundaries']} | {r['seam_score']:.3g} | {r['mean_excess_jump']:.3g} / "
+                     f"{r['max_excess_jump']:.3g} | {r['pairs']} | {'-' if diff is None else f'{diff:.2e}'} |")
+    lines += ["", "Seam score: for every pair of neighbouring pixels inside one disc that straddles a boundary line, "
+              "the excess jump |(t_q - t_p) - (r_q - r_p)| of the tested embeddings t over a seam-free reference r; "
+              "the score is the mean excess divided by the reference's mean jump |r_q - r_p| over the same pairs "
+              "(0: the boundaries are invisible; 1: the seam adds as much as the jump that belongs there). "
+              "Reference for cases 2 and 3: the whole-image prediction of the same net. Reference for case 1 (whose lines are in the whole-image prediction itself): the same net on "
+              f"the image shifted by f^l / 2, which moves the pairs off the lines. Only pixels at least halo + f^l "
+              f"from the image border are measured. For scale: the push margin is 2 delta_d = {2 * b['delta_d']:g}.", "",
+              "Case 1 is the whole-image prediction of a net whose loss saw an 8x8 output window: functions on "
+              "either side of the f^l grid lines never met in one window, so nothing made their embeddings agree "
+              f"(mean excess jump {c1['mean_excess_jump']:.3g}). Case 2's uncropped tiles of 20 px start on grid "
+              "phases that differ by 20 mod 8 = 4 between neighbouring tiles, so each tile computes other functions "
+              "than its neighbour and than the whole-image pass; how visible the seams are depends on how much the "
+              f"embeddings depend on that phase (here the stitched prediction differs from the whole-image one by up "
+              f"to {c2['max_abs_diff_to_whole_image']:.3g}). Case 3 places tiles on the f^l grid and crops them to "
+              f"cores of n f^l ({b['tiles_in_case_3']} tiles): its largest difference to the whole-image prediction is "
+              f"{c3['max_abs_diff_to_whole_image']:.1e}, float rounding.", "", "![b](b_tile_and_stitch.png)", "",
               "## (c) Constant input", "", "| upsampling | distinct output vectors | bound f^(d l) |", "|---|---|---|"]
     for up in ("nearest", "transposed"):
         r = c[up]
