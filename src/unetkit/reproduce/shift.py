@@ -96,8 +96,11 @@ def disc_samples(spacing: int, n: int, size: int, seed: int) -> list[Sample]:
 
 
 def train(out: Path, name: str, spacing: int, budget: Budget, *, output_window: int, crop: int | None,
-          upsampling: str = "transposed", seed: int = 0) -> UNet:
-    """Train a valid U-Net with the discriminative loss on disc images; returns it in eval mode."""
+          upsampling: str = "transposed", seed: int = 0, progress: bool = False) -> UNet:
+    """Train a valid U-Net with the discriminative loss on disc images; returns it in eval mode.
+
+    ``progress`` shows the trainer's progress bar (on a terminal only).
+    """
     probe = UNet(1, budget.embedding_dim, depth=DEPTH, factor=FACTOR)
     patch = list(probe.input_shape_for(probe.valid_output_shapes((output_window, output_window))[0]))
     cfg = validate_config({
@@ -113,7 +116,7 @@ def train(out: Path, name: str, spacing: int, budget: Budget, *, output_window: 
     })
     task = AlignedCropTask(crop, budget.embedding_dim, **TASK) if crop else None
     samples = disc_samples(spacing, 8, 160, seed)
-    trainer = Trainer(cfg, train_samples=samples, val_samples=[], progress=False, task=task)
+    trainer = Trainer(cfg, train_samples=samples, val_samples=[], progress=progress, task=task)
     trainer.fit()
     return trainer.model.eval()
 
@@ -277,10 +280,10 @@ def rgb(emb: np.ndarray) -> np.ndarray:
     return p.reshape(*emb.shape[1:], 3)
 
 
-def experiment_a(out: Path, budget: Budget) -> tuple[dict[str, Any], dict[int, UNet]]:
+def experiment_a(out: Path, budget: Budget, progress: bool = False) -> tuple[dict[str, Any], dict[int, UNet]]:
     results, models, views = {}, {}, {}
     for spacing in (16, 15):
-        model = train(out, f"a_spacing{spacing}", spacing, budget, output_window=20, crop=None)
+        model = train(out, f"a_spacing{spacing}", spacing, budget, output_window=20, crop=None, progress=progress)
         models[spacing] = model
         # evaluate only discs whose receptive field (halo + up to f^l - 1 for the pooling phase) sees the
         # complete lattice: discs that would cross the image border are missing within 2 R of it
@@ -295,21 +298,21 @@ def experiment_a(out: Path, budget: Budget) -> tuple[dict[str, Any], dict[int, U
         phases = len({(int(y) % PERIOD, int(x) % PERIOD) for y, x in where})
         groups = cluster(means, TASK["delta_d"])
         results[f"spacing_{spacing}"] = {
-            "discs": int(len(centres)),
+            "discs": len(centres),
             "grid_phases_covered": phases,
             "distinct_centre_embeddings": distinct_rows(centres),
-            "mean_shift_clusters_of_disc_means": int(len(np.unique(groups))),
+            "mean_shift_clusters_of_disc_means": len(np.unique(groups)),
             "neighbour_pairs_in_different_clusters": neighbours_separated(where, groups, spacing),
         }
         views[spacing] = (img, emb)
     return {"results": results, "views": views}, models
 
 
-def experiment_b(out: Path, budget: Budget, model_15: UNet) -> dict[str, Any]:
+def experiment_b(out: Path, budget: Budget, model_15: UNet, progress: bool = False) -> dict[str, Any]:
     """The three tile-and-stitch cases on a disc image (spacing 15), each with its seam score."""
     from unetkit.inference import plan_tiles
 
-    model_w8 = train(out, "b_window8", 15, budget, output_window=12, crop=PERIOD)
+    model_w8 = train(out, "b_window8", 15, budget, output_window=12, crop=PERIOD, progress=progress)
     halo, shift = model_15.halo[0], PERIOD // 2
     margin = halo + PERIOD  # measure where mirrored context at the image border plays no role
     size = 2 * margin + 15 * budget.grid + 2 * RADIUS + 2
@@ -509,9 +512,9 @@ def run(out: str | Path = "unetkit-reproduce/shift", *, budget: str = "full", ve
     say("(c) constant input")
     c = experiment_c(b)
     say("(a) training on discs spaced 16 and 15")
-    a, models = experiment_a(out / "runs", b)
+    a, models = experiment_a(out / "runs", b, progress=verbose)
     say("(b) training with a window of f^l and stitching three ways")
-    bb = experiment_b(out / "runs", b, models[15])
+    bb = experiment_b(out / "runs", b, models[15], progress=verbose)
     seconds = time.perf_counter() - t0
     results = {"a": a["results"], "b": bb["results"], "c": c["results"], "seconds": seconds, "budget": budget}
     (out / "results.json").write_text(json.dumps(results, indent=2))
