@@ -204,19 +204,15 @@ def boundary_pairs(labels: np.ndarray, lines: tuple[np.ndarray, np.ndarray], reg
     only pairs whose pixels both lie in ``[lo, hi)`` on both axes. Masks have the shapes of
     :func:`pair_jumps`.
     """
-    inside = np.zeros(labels.shape[0], dtype=bool), np.zeros(labels.shape[1], dtype=bool)
-    for ax in (0, 1):
-        inside[ax][max(region[0], 0) : region[1]] = True
+    lo, hi = max(region[0], 0), region[1]
+    same = (labels[1:] == labels[:-1]) & (labels[1:] > 0), (labels[:, 1:] == labels[:, :-1]) & (labels[:, 1:] > 0)
     masks = []
     for ax in (0, 1):
-        a = np.take(labels, np.arange(labels.shape[ax] - 1), axis=ax)
-        b = np.take(labels, np.arange(1, labels.shape[ax]), axis=ax)
-        c = np.arange(1, labels.shape[ax])
-        across = np.isin(c, lines[ax]) & inside[ax][c - 1] & inside[ax][c]
-        other = inside[1 - ax]
-        m = (a == b) & (a > 0)
-        m &= across[:, None] & other[None, :] if ax == 0 else other[:, None] & across[None, :]
-        masks.append(m)
+        c = np.arange(1, labels.shape[ax])  # pair (c - 1, c) along this axis
+        across = np.isin(c, lines[ax]) & (c - 1 >= lo) & (c < hi)
+        other = np.arange(labels.shape[1 - ax])
+        other = (other >= lo) & (other < hi)
+        masks.append(same[ax] & (np.outer(across, other) if ax == 0 else np.outer(other, across)))
     return masks[0], masks[1]
 
 
