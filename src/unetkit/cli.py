@@ -113,8 +113,7 @@ def _check_run_folder(out: Path) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from unetkit.data.io import list_images, parse_location
     from unetkit.inference.files import predict_file
-    from unetkit.training.checkpoint import load_run
-    from unetkit.training.device import select_device
+    from unetkit.runs import load_run, select_device
 
     if args.batch_size < 1 or args.memory_budget <= 0:
         raise InputError(f"--batch-size must be >= 1 and --memory-budget > 0 MiB; got {args.batch_size} and "
@@ -126,7 +125,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.workers is not None:
         raise InputError("--workers is for --scheduler local; add --scheduler local to predict with N workers")
     args.output_type = args.output_type or "labels"
-    device = select_device(args.device)
+    device = select_device(args.device, setting="--device")
     cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
     src, key = parse_location(args.input)
@@ -199,7 +198,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print("  ".join([f"{r['name']:<{width}}", *[f"{r[m]:8.4f}" for m in names]]))
     print("  ".join([f"{'mean':<{width}}", *[f"{result['mean'][m]:8.4f}" for m in names]]))
     if args.output:
-        from unetkit.training.checkpoint import atomic_write_text
+        from unetkit.utils.atomic import atomic_write_text
 
         atomic_write_text(args.output, json.dumps(result, indent=2))
         print(f"wrote {args.output}")

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from unetkit.training.checkpoint import atomic_write_text
+from unetkit.utils.atomic import atomic_write_text
 
 DEMO_ITERATIONS = 200
 TRAIN_SHAPE = (160, 160)
@@ -62,7 +62,7 @@ def run_demo(out: str | Path = "unetkit-demo", *, iterations: int | None = None,
     from unetkit.metrics.evaluate import evaluate_paths
     from unetkit.report import save_segmentation_figure
     from unetkit.training import Trainer, validate_config
-    from unetkit.training.checkpoint import load_run
+    from unetkit.runs import load_run
 
     def say(msg: str) -> None:
         if verbose:

@@ -18,8 +18,8 @@ from unetkit.inference import plan_tiles, predict, predict_dask
 from unetkit.inference.dask import TileError, clear_worker_cache, predict_file_dask, worker_model_builds
 from unetkit.models import UNet, create_model
 from unetkit.training import validate_config
-from unetkit.training.checkpoint import load_model, save_checkpoint, save_model_json
-from unetkit.training.config import dump_config
+from unetkit.runs import load_model, save_checkpoint, save_model_json
+from unetkit.config import dump_config
 
 zarr = pytest.importorskip("zarr")
 distributed = pytest.importorskip("distributed")

@@ -13,7 +13,7 @@ from unetkit.errors import InputError
 from unetkit.inference.files import predict_file
 from unetkit.models import UNet
 from unetkit.training import validate_config
-from unetkit.training.tasks import SemanticTask
+from unetkit.tasks import SemanticTask
 
 
 @pytest.fixture(scope="module")

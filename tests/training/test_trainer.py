@@ -18,7 +18,7 @@ import yaml
 from unetkit.data.synthetic import write_dataset
 from unetkit.errors import ConfigError, TrainingDiverged
 from unetkit.training import Trainer, load_model, validate_config
-from unetkit.training import checkpoint as ckpt_mod
+from unetkit import runs as ckpt_mod
 
 
 @pytest.fixture(scope="module")

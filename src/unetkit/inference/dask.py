@@ -9,7 +9,7 @@ bitwise (same device, same torch thread count per forward pass).
 How the work is spread:
 
 * **The model is not shipped with every task.** A run folder is loaded once per worker
-  process with :func:`~unetkit.training.checkpoint.load_model` and cached, keyed by the
+  process with :func:`~unetkit.runs.load_model` and cached, keyed by the
   resolved folder, the checkpoint and the checkpoint file's mtime (a retrained run is
   reloaded). An ``nn.Module`` is serialised once in the client (``model.json``-like config +
   ``state_dict``; a pickle of the module only for models without a registered config) and
@@ -147,7 +147,7 @@ def _build_from_blob(blob: bytes) -> nn.Module:
 
 def _worker_model(spec: tuple, blob: bytes | None, device: str) -> nn.Module:
     """The cached model of ``spec`` on this worker, built at most once per key."""
-    from unetkit.training.checkpoint import checkpoint_path, load_model
+    from unetkit.runs import checkpoint_path, load_model
 
     if spec[0] == "run":
         _, run, which = spec
@@ -211,10 +211,10 @@ def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> li
             return []
         _IN_FLIGHT[run_id] = _IN_FLIGHT.get(run_id, 0) + 1
     try:
-        from unetkit.training.device import select_device
+        from unetkit.runs import select_device
 
         _set_threads(job["threads"])
-        model = _worker_model(job["model"], blob, str(select_device(job["device"])))
+        model = _worker_model(job["model"], blob, str(select_device(job["device"], setting="--device")))
         source = _worker_source(job["source"])
         plan: TilePlan = job["plan"]
         batch = np.stack([read_tile(source, plan, t, channels=job["channels"], transform=job["transform"])
@@ -243,14 +243,14 @@ def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> li
 def _serialise(model: nn.Module) -> bytes:
     """``b"C"`` + torch-saved ``{name, kwargs, state_dict}`` for a registered model with a ``.config``
     (loaded back with ``weights_only=True``), else ``b"P"`` + a cloudpickle of the module."""
-    from unetkit.models.registry import MODELS
+    from unetkit.models.registry import registered_name
 
     config = getattr(model, "config", None)
-    names = [n for n, f in MODELS.items() if f is type(model)]
-    if isinstance(config, dict) and names:
+    name = registered_name(model)
+    if isinstance(config, dict) and name is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         buffer = io.BytesIO()
-        torch.save({"name": names[0], "kwargs": dict(config), "state_dict": state}, buffer)
+        torch.save({"name": name, "kwargs": dict(config), "state_dict": state}, buffer)
         return b"C" + buffer.getvalue()
     import copy
 
@@ -417,7 +417,7 @@ def predict_dask(
         blob: bytes | None = _serialise(model)
         model_spec: tuple = ("blob", hashlib.sha256(blob).hexdigest())
     else:
-        from unetkit.training.checkpoint import load_model
+        from unetkit.runs import load_model
 
         run = Path(model_or_run).resolve()
         model = load_model(run, checkpoint, map_location="cpu")
@@ -532,7 +532,7 @@ def predict_file_dask(
     import dask.array as da
     import zarr
 
-    from unetkit.training.checkpoint import load_run
+    from unetkit.runs import load_run
 
     if output_type not in ("logits", "probabilities", "labels"):
         raise InputError(f"output_type must be one of logits, probabilities, labels, got {output_type!r}")

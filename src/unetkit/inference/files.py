@@ -21,7 +21,7 @@ from unetkit.data.normalize import make_normalizer, strided_sample
 from unetkit.errors import InputError
 from unetkit.inference.predict import predict
 from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, plan_tiles
-from unetkit.training.tasks import Task
+from unetkit.tasks import Task
 
 OutputType = Literal["labels", "probabilities", "logits"]
 OUTPUT_TYPES = ("labels", "probabilities", "logits")
@@ -93,7 +93,7 @@ def predict_file(
     """Predict one image file and write the result.
 
     Args:
-        model, task, cfg: as returned by :func:`unetkit.training.checkpoint.load_run`.
+        model, task, cfg: as returned by :func:`unetkit.runs.load_run`.
         source: image path (``file.h5:key`` for a dataset inside a container).
         target: output path; its suffix picks the format. HDF5 / Zarr / OME-Zarr targets are
             written tile by tile (out of core); TIFF / PNG are assembled in memory.

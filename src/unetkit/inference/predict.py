@@ -24,6 +24,10 @@ from unetkit.errors import InputError
 from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Mode, Tile, TilePlan, blend_weights, plan_tiles
 
 Transform = Callable[[np.ndarray], np.ndarray]
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+"""Maps a batch of input tiles ``(N, C_in, *I)`` to raw outputs ``(N, C, *O)`` (default: the model).
+A predictor whose channel count differs from ``model.out_channels`` says so in an ``out_channels``
+attribute."""
 
 
 def _layout(model: nn.Module, shape: tuple[int, ...]) -> tuple[bool, bool]:
@@ -62,6 +66,7 @@ def predict(
     out: Any = None,
     transform: Transform | None = None,
     progress: bool = False,
+    predictor: Predictor | None = None,
 ) -> Any:
     """Predict an image of any size with a unetkit U-Net, tile by tile.
 
@@ -80,6 +85,8 @@ def predict(
         transform: applied to every ``(C, *tile)`` float32 input window before the network, e.g.
             an intensity normalisation. It must act pixel by pixel, or tiling is no longer exact.
         progress: show a progress bar over tiles (on a terminal).
+        predictor: what runs on each batch of tiles instead of ``model`` (e.g. a task's sampler,
+            :meth:`unetkit.tasks.Task.predictor`); ``model`` still gives the size geometry.
 
     Returns:
         float32 ``(C_out, *S)`` raw outputs (logits / embeddings), ``(N, C_out, *S)`` for a
@@ -95,14 +102,14 @@ def predict(
             raise InputError("out= is not supported for stacks; predict the images one by one")
         return np.stack([
             predict(model, array[i], tile_shape, batch_size, memory_budget=memory_budget, mode=mode,
-                    overlap=overlap, transform=transform, progress=progress)
+                    overlap=overlap, transform=transform, progress=progress, predictor=predictor)
             for i in range(shape[0])
         ])
     spatial = shape[1:] if channels else shape
     plan = plan_tiles(model, spatial, tile_shape=tile_shape, memory_budget=memory_budget,
                       batch_size=batch_size, mode=mode, overlap=overlap)
     return run_plan(model, array, plan, channels=channels, batch_size=batch_size, out=out,
-                    transform=transform, progress=progress)
+                    transform=transform, progress=progress, predictor=predictor)
 
 
 def read_tile(array: Any, plan: TilePlan, tile: Tile, *, channels: bool, transform: Transform | None) -> np.ndarray:
@@ -125,9 +132,12 @@ def run_plan(
     out: Any = None,
     transform: Transform | None = None,
     progress: bool = False,
+    predictor: Predictor | None = None,
 ) -> Any:
-    """Execute a :class:`TilePlan`: read tiles, run the network in batches, stitch into ``out``."""
-    c_out = int(model.out_channels)
+    """Execute a :class:`TilePlan`: read tiles, run ``predictor`` (default: the model) in batches,
+    stitch into ``out``."""
+    run = model if predictor is None else predictor
+    c_out = int(getattr(run, "out_channels", model.out_channels))
     full = (c_out, *plan.image_shape)
     if out is not None and tuple(out.shape) != full:
         raise InputError(f"out has shape {tuple(out.shape)}, expected {full}")
@@ -156,7 +166,7 @@ def run_plan(
         for start in range(0, len(tiles), batch_size):
             chunk = tiles[start : start + batch_size]
             batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
-            result = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+            result = run(torch.from_numpy(batch).to(device)).float().cpu().numpy()
             for t, y in zip(chunk, result):
                 kept = y[(slice(None), *t.keep)]
                 if blend:

@@ -1,7 +1,26 @@
 """Models: the U-Net core, its size arithmetic, and a registry to build models from configs."""
 
 from unetkit.models.geometry import UNetGeometry
-from unetkit.models.registry import MODELS, create_model, register_model
-from unetkit.models.unet import UNet
+from unetkit.models.registry import (
+    MODELS,
+    ModelConfig,
+    build_model,
+    create_model,
+    list_models,
+    register_model,
+    validate_model_config,
+)
+from unetkit.models.unet import UNet, UNetConfig
 
-__all__ = ["MODELS", "UNet", "UNetGeometry", "create_model", "register_model"]
+__all__ = [
+    "MODELS",
+    "ModelConfig",
+    "UNet",
+    "UNetConfig",
+    "UNetGeometry",
+    "build_model",
+    "create_model",
+    "list_models",
+    "register_model",
+    "validate_model_config",
+]

@@ -1,41 +1,132 @@
-"""A small registry so that configs name a model and the CLI builds it."""
+"""The model registry: each model registers under a name together with its config schema.
+
+A run config's ``model`` section is validated by the schema that ``model.name`` selects, so
+every model (U-Net, SEU-Net, HPU-Net, ...) checks its own keys with the same one-line errors;
+the same schema validates a run folder's ``model.json``. Registering a name twice is an error.
+
+    @register_model("mynet", config=MyNetConfig)
+    class MyNet(nn.Module): ...
+
+    create_model("mynet", in_channels=1, out_channels=2)   # validated by MyNetConfig
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from pydantic import Field
 from torch import nn
 
 from unetkit.errors import ConfigError
+from unetkit.utils.schema import Strict, validate_section
 
-MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+class ModelConfig(Strict):
+    """Keys every model has; a model's own schema derives from this and adds its keys.
+
+    Subclasses narrow ``name`` to ``Literal["their-name"]`` and may override :meth:`kwargs`
+    when the constructor's arguments differ from the keys.
+    """
+
+    name: str
+    in_channels: int = Field(1, ge=1)
+    out_channels: int = Field(2, ge=1)
+    ndim: Literal[2, 3] = 2
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the model's constructor (every key but ``name``)."""
+        return self.model_dump(exclude={"name"})
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a model class or factory under ``name``."""
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its name, the class or factory that builds it, its config schema."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    config: type[ModelConfig]
+
+
+MODELS: dict[str, ModelEntry] = {}
+DEFAULT_MODEL = "unet"
+
+
+def register_model(name: str, *, config: type[ModelConfig]) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a model class or factory under ``name`` with its config schema.
+
+    Raises:
+        ValueError: ``name`` is already registered, or ``config`` is not a :class:`ModelConfig`.
+    """
+    if not (isinstance(config, type) and issubclass(config, ModelConfig)):
+        raise ValueError(f"config of model {name!r} must be a subclass of ModelConfig, got {config!r}")
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS[name] = factory
+        if name in MODELS:
+            raise ValueError(f"a model named {name!r} is already registered ({MODELS[name].factory!r})")
+        MODELS[name] = ModelEntry(name, factory, config)
         return factory
 
     return wrap
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model; an unknown name is a ``ConfigError`` listing the known ones."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+def unregister_model(name: str) -> None:
+    """Remove a registered model (for plugins and tests); unknown names are ignored."""
+    MODELS.pop(name, None)
+
+
+def list_models() -> list[str]:
+    """Names of the registered models, sorted."""
+    return sorted(MODELS)
+
+
+def model_entry(name: Any) -> ModelEntry:
+    """The registry entry of ``name``; ``ConfigError`` naming the known models otherwise."""
+    if not isinstance(name, str) or name not in MODELS:
+        raise ConfigError(f"model.name: unknown model {name!r}; known models: {', '.join(list_models())}")
+    return MODELS[name]
+
+
+def validate_model_config(raw: Any, *, prefix: Sequence[str] = ("model",), source: str | None = None) -> ModelConfig:
+    """Validate a ``model`` section (a dict with ``name``, default ``"unet"``) with its model's schema."""
+    if isinstance(raw, dict):
+        raw = {"name": DEFAULT_MODEL, **raw}
+        entry = model_entry(raw["name"])
+        return validate_section(entry.config, raw, prefix, source=source,
+        unknown_hint=f"not a setting of model {raw['name']!r}")
+    return validate_section(ModelConfig, raw, prefix, source=source)  # raises: not a mapping
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Build the model a validated config describes."""
+    entry = model_entry(cfg.name)
     try:
-        return MODELS[name](**kwargs)
+        return entry.factory(**cfg.kwargs())
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot build model {name!r}: {exc}") from exc
+        raise ConfigError(f"cannot build model {cfg.name!r}: {exc}") from exc
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model from keyword arguments, validated by its schema.
+
+    An unknown name or a bad argument is a ``ConfigError`` naming it (``model.depth: ...``).
+    """
+    return build_model(validate_model_config({**kwargs, "name": name}))
+
+
+def registered_name(model: nn.Module) -> str | None:
+    """The registry name of ``model``'s class, or None."""
+    for entry in MODELS.values():
+        if entry.factory is type(model):
+            return entry.name
+    return None
 
 
 def _register_builtin() -> None:
-    from unetkit.models.unet import UNet
+    from unetkit.models.unet import UNet, UNetConfig
 
-    register_model("unet")(UNet)
+    register_model("unet", config=UNetConfig)(UNet)
 
 
 _register_builtin()

@@ -6,12 +6,34 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from unetkit.errors import ShapeError
 from unetkit.layers import ConvBlock, Downsample, Upsample, center_crop_to, conv_nd
 from unetkit.layers.blocks import NORMS, Norm
 from unetkit.models.geometry import UNetGeometry, as_tuple
+from unetkit.models.registry import ModelConfig
+
+
+class UNetConfig(ModelConfig):
+    """Config section of :class:`UNet` (``model.name: unet``); keys are its constructor arguments."""
+
+    name: Literal["unet"] = "unet"
+    depth: int = Field(3, ge=1, le=8)
+    factor: int | list[int] = 2
+    base_features: int = Field(16, ge=1, le=1024)
+    growth: int = Field(2, ge=1, le=4)
+    convs_per_level: int = Field(2, ge=1, le=8)
+    padding: Literal["valid", "same"] = "valid"
+    upsampling: Literal["nearest", "transposed"] = "nearest"
+    norm: Literal["batch", "group", "instance", "none"] | None = "batch"
+
+    def kwargs(self) -> dict[str, Any]:
+        out = super().kwargs()
+        if out["norm"] == "none":
+            out["norm"] = None
+        return out
 
 
 class UNet(nn.Module):

@@ -41,7 +41,7 @@ from unetkit.data.windows import read_window
 from unetkit.inference import predict
 from unetkit.models import UNet
 from unetkit.training import Trainer, validate_config
-from unetkit.training.tasks import EmbeddingTask
+from unetkit.tasks import EmbeddingTask
 
 DEPTH, FACTOR = 3, 2
 PERIOD = FACTOR**DEPTH  # f^l = 8

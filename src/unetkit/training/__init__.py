@@ -1,8 +1,9 @@
-"""Training: configuration schemas, tasks, the one trainer, checkpoints."""
+"""Training: the one trainer every method uses (configs, tasks and run folders live below it,
+in :mod:`unetkit.config`, :mod:`unetkit.tasks` and :mod:`unetkit.runs`)."""
 
-from unetkit.training.checkpoint import load_model
-from unetkit.training.config import RunConfig, load_config, validate_config
-from unetkit.training.tasks import TASKS, EmbeddingTask, SemanticTask, Task, build_task
+from unetkit.config import RunConfig, load_config, validate_config
+from unetkit.runs import load_model
+from unetkit.tasks import TASKS, EmbeddingTask, SemanticTask, Task, build_task
 from unetkit.training.trainer import FitResult, Trainer, train
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The one training loop shared by every method.
 
-The trainer knows nothing about a method beyond its :class:`~unetkit.training.tasks.Task`:
+The trainer knows nothing about a method beyond its :class:`~unetkit.tasks.Task`:
 it samples patches, steps the optimiser, validates, logs and checkpoints. Counting is in
 iterations (optimizer steps); validation happens every ``training.val_every`` iterations and
 a resumable checkpoint is written every ``training.checkpoint_every`` iterations and at the end.
@@ -21,21 +21,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from unetkit.config import RunConfig, dump_config
 from unetkit.data.datasets import PatchSampler, Sample, load_folder, split_samples
 from unetkit.data.transforms import build_augmentation
 from unetkit.errors import ConfigError, InputError, TrainingDiverged
 from unetkit.inference import predict
-from unetkit.models import create_model
-from unetkit.training.checkpoint import (
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-    save_model_json,
-)
-from unetkit.training.config import RunConfig, dump_config
-from unetkit.training.device import select_device
-from unetkit.training.tasks import IGNORE, Task, build_task, predict_labels
-from unetkit.utils.atomic import remove_stale_temporaries
+from unetkit.models import build_model
+from unetkit.runs import load_checkpoint, read_model_json, save_checkpoint, save_model_json, select_device
+from unetkit.tasks import IGNORE, Task, build_task, predict_labels
+from unetkit.utils.atomic import atomic_write_text, remove_stale_temporaries
+
+
+class ShiftPeriodWarning(UserWarning):
+    """The training output patch is smaller than the network's shift period f^l."""
 
 
 @dataclass
@@ -49,10 +47,34 @@ class FitResult:
     seconds: float = 0.0
 
 
-def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
+    """Adam / AdamW over ``parameters`` (an iterable of tensors, e.g. ``Task.trainable_parameters``)."""
     opt = cfg.optimizer
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        raise ConfigError("the task leaves no trainable parameters for the optimizer")
+    return cls(params, lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def check_training_window(output_shape: tuple[int, ...], shift_period: tuple[int, ...], input_for: Any) -> str | None:
+    """The shift-equivariance paper's training rule: the output window must be larger than f^l.
+
+    With a smaller window some of the f^l functions the network applies on the pooling grid
+    are never trained as neighbours, and their predictions jump at every grid line. Returns a
+    message naming the smallest patch that satisfies the rule, or None when it holds.
+    """
+    if all(o > p for o, p in zip(output_shape, shift_period)):
+        return None
+    need = tuple(max(o, p + 1) for o, p in zip(output_shape, shift_period))
+    try:
+        patch = input_for(need)
+    except ValueError:
+        patch = None
+    fix = f"; use data.patch_shape={list(patch)} or larger" if patch is not None else ""
+    return (f"the training output patch {tuple(output_shape)} is not larger than the shift period "
+            f"{tuple(shift_period)} = f^l on every axis, so neighbouring positions of the pooling grid are never "
+            f"trained together and predictions jump on the f^l grid lines (Rumberger et al.){fix}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, mode: str) -> Any:
@@ -108,12 +130,18 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.device = select_device(cfg.training.device)
+        if resume:
+            self._check_resumable()
         self.task: Task = task if task is not None else build_task(cfg.task, cfg.model)
-        self.model = create_model(cfg.model.name, **cfg.model.kwargs()).to(self.device)
-        self.optimizer = build_optimizer(self.model, cfg)
+        self.model = build_model(cfg.model).to(self.device)
+        self.task.setup(self.model)
+        self.optimizer = build_optimizer(self.task.trainable_parameters(self.model), cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.task.main_mode)
         self.input_shape = self.model.valid_input_shapes(cfg.data.patch_shape)[0]
         self.output_shape = self.model.output_shape(self.input_shape)
+        message = check_training_window(self.output_shape, self.model.shift_period, self.model.input_shape_for)
+        if message:
+            warnings.warn(message, ShiftPeriodWarning, stacklevel=2)
         self.train_samples, self.val_samples = self._data(train_samples, val_samples)
         self.sampler = PatchSampler(
             self.train_samples, self.input_shape, self.output_shape, batch_size=cfg.data.batch_size,
@@ -151,6 +179,19 @@ class Trainer:
             prepare_labels=self.task.prepare_labels,
         )
 
+    def _check_resumable(self) -> None:
+        """On resume, the model and task sections must be those the run was started with."""
+        run_model = {"name": (saved := read_model_json(self.run_dir)).name, **saved.kwargs()}
+        given = {"name": self.cfg.model.name, **self.cfg.model.kwargs()}
+        changed = [f"model.{k} (run: {run_model.get(k)!r}, given: {given.get(k)!r})"
+                   for k in sorted(set(run_model) | set(given)) if run_model.get(k) != given.get(k)]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {self.run_dir} with a different model: {', '.join(changed)}; the checkpoint's "
+                "weights only fit the model they were trained with. Keys that may change on resume: training.*, "
+                "data.*, optimizer.lr; start a new run (another out=...) to change the model"
+            )
+
     # ------------------------------------------------------------------ state
     def _state(self) -> dict[str, Any]:
         return {
@@ -161,6 +202,7 @@ class Trainer:
             "best": self.best if self.best is not None else float("nan"),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "task": self.task.state_dict(),
         }
 
     def _restore(self) -> None:
@@ -177,6 +219,7 @@ class Trainer:
         self.best = None if math.isnan(best) else best
         torch.set_rng_state(state["torch_rng"].cpu())
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.task.load_state_dict(state.get("task", {}))
         self._truncate_log(self.step)
 
     def _truncate_log(self, step: int) -> None:
@@ -207,7 +250,7 @@ class Trainer:
         for s in self.val_samples:
             with warnings.catch_warnings():  # same-padding tiling is inexact; said once by predict's users, not per validation
                 warnings.filterwarnings("ignore", message=".*tiling of a same-padding U-Net is not exact")
-                out = predict(self.model, s.image)
+                out = predict(self.model, s.image, predictor=self.task.predictor(self.model))
             acc.update(predict_labels(self.task, out), s.labels)
         return acc.compute()
 
@@ -219,7 +262,7 @@ class Trainer:
             self._restore()
         else:
             atomic_write_text(self.run_dir / "config.yaml", dump_config(cfg))
-            save_model_json(self.run_dir, cfg.model.name, cfg.model.kwargs())
+            save_model_json(self.run_dir, cfg.model.name, cfg.model.model_dump(mode="json", exclude={"name"}))
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         from tqdm.auto import tqdm
 
@@ -232,11 +275,9 @@ class Trainer:
         self.model.train()
         try:
             while self.step < total:
-                x, y = self.sampler.sample()
-                xt = torch.from_numpy(x).to(self.device)
-                yt = torch.from_numpy(y).to(self.device)
-                out = self.model(xt)
-                loss, parts = self.task.loss(out, yt)
+                batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
+                         for k, v in self.task.make_batch(self.sampler).items()}
+                loss, parts = self.task.training_step(self.model, batch)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     self._log({"step": self.step + 1, "event": "diverged", "loss": str(value)})
@@ -252,6 +293,7 @@ class Trainer:
                 if self.scheduler is not None and cfg.scheduler.name == "cosine":
                     self.scheduler.step()
                 self.step += 1
+                self.task.after_step(self.model, self.step)
                 running.append(value)
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")

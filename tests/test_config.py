@@ -9,9 +9,9 @@ import yaml
 
 from unetkit.errors import ConfigError, MissingFileError
 from unetkit.models import create_model
-from unetkit.training.config import apply_overrides, dump_config, load_config, validate_config
+from unetkit.config import apply_overrides, dump_config, load_config, validate_config
 
-PRESETS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 def test_defaults_validate() -> None:

@@ -14,7 +14,7 @@ from unetkit.data.datasets import make_sample
 from unetkit.data.synthetic import disc_grid
 from unetkit.errors import ConfigError, InputError
 from unetkit.training import Trainer, build_task, validate_config
-from unetkit.training.tasks import TASKS, EmbeddingTask
+from unetkit.tasks import TASKS, EmbeddingTask
 
 
 def test_registered_and_built_from_config() -> None:

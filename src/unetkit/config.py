@@ -9,50 +9,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator, model_validator
 
 from unetkit.errors import ConfigError, MissingFileError
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class ModelConfig(Strict):
-    """Model to build from the registry (:func:`unetkit.models.create_model`)."""
-
-    name: str = "unet"
-    in_channels: int = Field(1, ge=1)
-    out_channels: int = Field(2, ge=1)
-    ndim: Literal[2, 3] = 2
-    depth: int = Field(3, ge=1, le=8)
-    factor: int | list[int] = 2
-    base_features: int = Field(16, ge=1)
-    growth: int = Field(2, ge=1)
-    convs_per_level: int = Field(2, ge=1)
-    padding: Literal["valid", "same"] = "valid"
-    upsampling: Literal["nearest", "transposed"] = "nearest"
-    norm: Literal["batch", "group", "instance", "none"] | None = "batch"
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the model factory."""
-        out = self.model_dump(exclude={"name"})
-        if out["norm"] == "none":
-            out["norm"] = None
-        return out
+from unetkit.models.registry import ModelConfig, validate_model_config
+from unetkit.tasks import TaskConfig, validate_task_config
+from unetkit.utils.schema import Strict, error_lines, raise_config_errors
 
 
 class SplitConfig(Strict):
@@ -99,55 +64,6 @@ class DataConfig(Strict):
         return v
 
 
-class SemanticTaskConfig(Strict):
-    """Semantic segmentation (:class:`~unetkit.training.tasks.SemanticTask`): CE + Dice."""
-
-    name: Literal["semantic"] = "semantic"
-    labels: Literal["semantic", "foreground"] = "semantic"
-    ce_weight: float = Field(1.0, ge=0)
-    dice_weight: float = Field(1.0, ge=0)
-
-
-class EmbeddingTaskConfig(Strict):
-    """Instances by metric learning (:class:`~unetkit.training.tasks.EmbeddingTask`).
-
-    The embedding dimension is ``model.out_channels``. Loss: discriminative loss
-    (:func:`unetkit.losses.discriminative_loss`, push margin ``2 * delta_d``); clustering:
-    :func:`unetkit.clustering.mean_shift` with ``bandwidth`` (default ``delta_v`` if it is
-    > 0, else ``delta_d``) and ``kernel``.
-    """
-
-    name: Literal["embedding"]
-    delta_v: float = Field(0.5, ge=0)
-    delta_d: float = Field(1.5, gt=0)
-    alpha: float = Field(1.0, ge=0)
-    beta: float = Field(1.0, ge=0)
-    gamma: float = Field(0.001, ge=0)
-    background: Literal["instance", "ignore"] = "instance"
-    bandwidth: float | None = Field(None, gt=0)
-    kernel: Literal["gaussian", "flat"] = "gaussian"
-
-
-TASK_CONFIGS: dict[str, type[Strict]] = {"semantic": SemanticTaskConfig, "embedding": EmbeddingTaskConfig}
-"""Config section of each task, by ``task.name``."""
-
-
-def _default_task_name(value: Any) -> Any:
-    """``task`` without a ``name`` is the semantic task (configs written before tasks had names)."""
-    if isinstance(value, dict) and "name" not in value:
-        return {"name": "semantic", **value}
-    return value
-
-
-TaskConfig = Annotated[
-    SemanticTaskConfig | EmbeddingTaskConfig,
-    Field(discriminator="name"),
-    BeforeValidator(_default_task_name),
-]
-"""What is learnt: one section per task of :mod:`unetkit.training.tasks`, chosen by ``name``;
-a key of another task's section is refused as an unknown key."""
-
-
 class OptimizerConfig(Strict):
     name: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
@@ -176,15 +92,17 @@ class RunConfig(Strict):
 
     out: Path = Path("runs/unet")
     seed: int = 0
-    task: TaskConfig = Field(default_factory=SemanticTaskConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: SerializeAsAny[TaskConfig] = Field(default_factory=lambda: validate_task_config({}))
+    model: SerializeAsAny[ModelConfig] = Field(default_factory=lambda: validate_model_config({}))
     data: DataConfig = Field(default_factory=DataConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @model_validator(mode="after")
-    def _consistent(self) -> RunConfig:
+    def _consistent(self, info: ValidationInfo) -> RunConfig:
+        if (info.context or {}).get("sections_invalid"):
+            return self  # model / task had errors of their own; cross-checks would only add noise
         if len(self.data.patch_shape) != self.model.ndim:
             raise ValueError(
                 f"data.patch_shape {self.data.patch_shape} has {len(self.data.patch_shape)} values "
@@ -193,35 +111,36 @@ class RunConfig(Strict):
         return self
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        parts = list(err["loc"])
-        task = None
-        if len(parts) > 1 and parts[0] == "task" and parts[1] in TASK_CONFIGS:
-            task = parts.pop(1)  # the union tag pydantic puts in the location
-        loc = ".".join(str(p) for p in parts) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            hint = f" (not a setting of task '{task}')" if task else ""
-            lines.append(f"unknown config key '{loc}'{hint}")
-        elif err["type"] == "union_tag_invalid" and parts == ["task"]:
-            tag = (err.get("ctx") or {}).get("tag")
-            lines.append(f"task.name: unknown task {tag!r}; known tasks: {', '.join(TASK_CONFIGS)}")
-        else:
-            got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{loc}: {err['msg']}{shown}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+def validate_config(raw: Any, *, source: str | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a plain dict; one ``ConfigError`` naming every bad key.
 
-
-def validate_config(raw: dict[str, Any]) -> RunConfig:
-    """Build a :class:`RunConfig` from a plain dict; ``ConfigError`` on any problem."""
+    The ``model`` section is validated by the schema of the model ``model.name`` selects
+    (:func:`unetkit.models.validate_model_config`), ``task`` by its task's schema
+    (:func:`unetkit.tasks.validate_task_config`), the rest by :class:`RunConfig`.
+    """
     if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of keys to values, got {type(raw).__name__}")
+        where = f"{source} " if source else "a config "
+        raise ConfigError(f"{where}must be a mapping of keys to values, got {type(raw).__name__}")
+    lines: list[str] = []
+    sections: dict[str, Any] = {}
+    for key, check in (("model", validate_model_config), ("task", validate_task_config)):
+        if key in raw:
+            try:
+                sections[key] = check(raw[key])
+            except ConfigError as exc:
+                lines.extend(_problems(exc))
+    rest = {k: v for k, v in raw.items() if k not in ("model", "task")}
     try:
-        return RunConfig.model_validate(raw)
+        cfg = RunConfig.model_validate({**rest, **sections}, context={"sections_invalid": bool(lines)})
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        lines.extend(error_lines(exc))
+    raise_config_errors(lines, source=source)
+    return cfg
+
+
+def _problems(exc: ConfigError) -> list[str]:
+    """The individual problems a ConfigError stands for (see :func:`raise_config_errors`)."""
+    return list(getattr(exc, "problems", None) or [str(exc)])
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -1,128 +1,42 @@
-"""Tasks: what a method learns, declared once for the trainer, the CLI and ``reproduce``.
-
-A task bundles the loss, the target preparation, the post-processing of raw network outputs
-and the metrics. Adding a method means adding a :class:`Task` subclass and registering it in
-:data:`TASKS`, not writing a new trainer.
-"""
+"""Instance segmentation by metric learning: discriminative loss, mean-shift clustering."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from unetkit.errors import ConfigError, InputError
-from unetkit.losses import CEDiceLoss, DiscriminativeLoss
-from unetkit.metrics import ConfusionMatrix
+from unetkit.losses import DiscriminativeLoss
 from unetkit.metrics.instance import adapted_rand_error, count_objects
+from unetkit.tasks.base import IGNORE, MetricAccumulator, Task, TaskConfig
+from unetkit.tasks.registry import register_task
 
-IGNORE = -1
-"""Target value of pixels without a label (outside the image in padded patches)."""
-
-
-class MetricAccumulator(ABC):
-    """Collects per-image results and reports dataset-level numbers."""
-
-    @abstractmethod
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> None: ...
-
-    @abstractmethod
-    def compute(self) -> dict[str, float]: ...
+if TYPE_CHECKING:  # pragma: no cover
+    from unetkit.models.registry import ModelConfig
 
 
-class _ConfusionAccumulator(MetricAccumulator):
-    def __init__(self, num_classes: int) -> None:
-        self.cm = ConfusionMatrix(num_classes, ignore_index=IGNORE)
+class EmbeddingTaskConfig(TaskConfig):
+    """``task.name: embedding`` (:class:`EmbeddingTask`).
 
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
-        self.cm.update(prediction, target)
-
-    def compute(self) -> dict[str, float]:
-        return self.cm.compute()
-
-
-class Task(ABC):
-    """Interface between the generic trainer and a method.
-
-    Attributes:
-        name: registry name.
-        main_metric: key of :meth:`MetricAccumulator.compute` used to select the best checkpoint.
-        main_mode: ``"max"`` or ``"min"``.
+    The embedding dimension is ``model.out_channels``. Loss: discriminative loss
+    (:func:`unetkit.losses.discriminative_loss`, push margin ``2 * delta_d``); clustering:
+    :func:`unetkit.clustering.mean_shift` with ``bandwidth`` (default ``delta_v`` if it is
+    > 0, else ``delta_d``) and ``kernel``.
     """
 
-    name: ClassVar[str]
-    main_metric: ClassVar[str]
-    main_mode: ClassVar[Literal["max", "min"]] = "max"
-
-    @abstractmethod
-    def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
-        """Turn a label image ``(*S)`` as read from disk into the training target ``(*S)`` (int64)."""
-
-    @abstractmethod
-    def loss(self, output: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Scalar loss for ``(N, C, *S)`` outputs and ``(N, *S)`` targets, plus named parts for logging."""
-
-    @abstractmethod
-    def postprocess(self, output: Tensor) -> Tensor:
-        """Raw outputs ``(N, C, *S)`` -> predictions ``(N, *S)``."""
-
-    @abstractmethod
-    def new_metrics(self) -> MetricAccumulator:
-        """A fresh accumulator for one validation / evaluation pass."""
-
-
-class SemanticTask(Task):
-    """Semantic segmentation: cross-entropy + soft Dice; argmax; IoU and Dice.
-
-    Args:
-        num_classes: K = the model's output channels (K = 1: binary with a sigmoid).
-        labels: ``"semantic"`` (label values are class ids 0..K-1) or ``"foreground"``
-            (any non-zero label, e.g. an instance id, is class 1).
-        ce_weight, dice_weight: loss weights.
-    """
-
-    name = "semantic"
-    main_metric = "iou"
-    main_mode = "max"
-
-    def __init__(self, num_classes: int, *, labels: Literal["semantic", "foreground"] = "semantic",
-                 ce_weight: float = 1.0, dice_weight: float = 1.0) -> None:
-        self.num_classes = num_classes
-        self.label_mode = labels
-        self.criterion = CEDiceLoss(ce_weight=ce_weight, dice_weight=dice_weight, ignore_index=IGNORE)
-
-    @property
-    def n_label_classes(self) -> int:
-        """Classes present in targets (2 for a single-logit binary model)."""
-        return max(self.num_classes, 2)
-
-    def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
-        if self.label_mode == "foreground":
-            return (labels > 0).astype(np.int64)
-        top = int(labels.max(initial=0))
-        if top >= self.n_label_classes:
-            raise InputError(
-                f"labels contain class id {top} but the model predicts {self.n_label_classes} classes "
-                f"(0..{self.n_label_classes - 1}); raise model.out_channels, or set task.labels=foreground "
-                "if the labels are instance ids"
-            )
-        return labels.astype(np.int64, copy=False)
-
-    def loss(self, output: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
-        parts = self.criterion.components(output, target)
-        total = self.criterion.ce_weight * parts["ce"] + self.criterion.dice_weight * parts["dice"]
-        return total, {k: float(v.detach()) for k, v in parts.items()}
-
-    def postprocess(self, output: Tensor) -> Tensor:
-        if output.shape[1] == 1:
-            return (output[:, 0] > 0).long()
-        return output.argmax(dim=1)
-
-    def new_metrics(self) -> MetricAccumulator:
-        return _ConfusionAccumulator(self.n_label_classes)
+    name: Literal["embedding"] = "embedding"
+    delta_v: float = Field(0.5, ge=0)
+    delta_d: float = Field(1.5, gt=0)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(1.0, ge=0)
+    gamma: float = Field(0.001, ge=0)
+    background: Literal["instance", "ignore"] = "instance"
+    bandwidth: float | None = Field(None, gt=0)
+    kernel: Literal["gaussian", "flat"] = "gaussian"
 
 
 class _InstanceAccumulator(MetricAccumulator):
@@ -153,6 +67,7 @@ class _InstanceAccumulator(MetricAccumulator):
         }
 
 
+@register_task
 class EmbeddingTask(Task):
     """Instance segmentation by metric learning: discriminative loss, mean-shift clustering.
 
@@ -177,8 +92,17 @@ class EmbeddingTask(Task):
     """
 
     name = "embedding"
+    config = EmbeddingTaskConfig
     main_metric = "arand"
     main_mode = "min"
+    pointwise = False  # clustering needs the whole stitched image
+
+    @classmethod
+    def from_config(cls, cfg: TaskConfig, model_cfg: ModelConfig) -> EmbeddingTask:
+        assert isinstance(cfg, EmbeddingTaskConfig)
+        # model.out_channels is the embedding dimension
+        return cls(model_cfg.out_channels, delta_v=cfg.delta_v, delta_d=cfg.delta_d, alpha=cfg.alpha, beta=cfg.beta,
+                   gamma=cfg.gamma, background=cfg.background, bandwidth=cfg.bandwidth, kernel=cfg.kernel)
 
     def __init__(self, embedding_dim: int, *, delta_v: float = 0.5, delta_d: float = 1.5, alpha: float = 1.0,
                  beta: float = 1.0, gamma: float = 0.001, background: Literal["instance", "ignore"] = "instance",
@@ -234,26 +158,3 @@ class EmbeddingTask(Task):
 
     def new_metrics(self) -> MetricAccumulator:
         return _InstanceAccumulator()
-
-
-TASKS: dict[str, type[Task]] = {"semantic": SemanticTask, "embedding": EmbeddingTask}
-
-
-def build_task(task_cfg: Any, model_cfg: Any) -> Task:
-    """Task from the ``task`` and ``model`` sections of a :class:`~unetkit.training.config.RunConfig`."""
-    if task_cfg.name not in TASKS:
-        raise ConfigError(f"unknown task {task_cfg.name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    if task_cfg.name == "semantic":
-        return SemanticTask(model_cfg.out_channels, labels=task_cfg.labels,
-                            ce_weight=task_cfg.ce_weight, dice_weight=task_cfg.dice_weight)
-    if task_cfg.name == "embedding":
-        # model.out_channels is the embedding dimension (EmbeddingTask refuses one below 1)
-        return EmbeddingTask(model_cfg.out_channels, delta_v=task_cfg.delta_v, delta_d=task_cfg.delta_d,
-                             alpha=task_cfg.alpha, beta=task_cfg.beta, gamma=task_cfg.gamma,
-                             background=task_cfg.background, bandwidth=task_cfg.bandwidth, kernel=task_cfg.kernel)
-    raise ConfigError(f"task {task_cfg.name!r} has no builder")  # pragma: no cover
-
-
-def predict_labels(task: Task, output: np.ndarray) -> np.ndarray:
-    """Post-process one raw output ``(C, *S)`` (NumPy) into a prediction ``(*S)``."""
-    return task.postprocess(torch.from_numpy(output)[None])[0].numpy()
