@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +10,12 @@ import pytest
 import torch
 import yaml
 
+from killresume import assert_same_run, kill_and_resume
+
+from unetkit import runs as ckpt_mod
 from unetkit.data.synthetic import write_dataset
 from unetkit.errors import ConfigError, TrainingDiverged
 from unetkit.training import Trainer, load_model, validate_config
-from unetkit import runs as ckpt_mod
 
 
 @pytest.fixture(scope="module")
@@ -96,48 +93,12 @@ def test_refuses_to_overwrite_a_run(data_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
 
 
-def _train_cmd(config: Path | None, resume: Path | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "unetkit.cli", "train"]
-    return cmd + (["--resume", str(resume)] if resume else ["-c", str(config)])
-
-
 def test_resume_after_kill_matches_uninterrupted_run(data_dir: Path, tmp_path: Path) -> None:
-    """SIGKILL a training process mid-run, resume it, and get bit-identical weights."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    iterations = 40
-    for name in ("ref", "killed"):
-        cfg = tiny_config(data_dir, tmp_path / name, iterations=iterations, val_every=5, checkpoint_every=5, threads=1)
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
-    ref = subprocess.run(_train_cmd(tmp_path / "ref.yaml"), env=env, capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr
-
-    proc = subprocess.Popen(_train_cmd(tmp_path / "killed.yaml"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = tmp_path / "killed" / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    killed_at = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        if last.is_file():
-            step = torch.load(last, weights_only=True)["step"]
-            if step >= 10:
-                proc.send_signal(signal.SIGKILL)
-                killed_at = step
-                break
-        time.sleep(0.05)
-    proc.wait(timeout=60)
-    assert killed_at is not None and killed_at < iterations, "the process finished before it could be killed"
-    assert proc.returncode == -signal.SIGKILL
-    # the checkpoint left by the killed process is complete and loadable
-    assert torch.load(last, weights_only=True)["step"] >= killed_at
-
-    resumed = subprocess.run(_train_cmd(None, tmp_path / "killed"), env=env, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    # a temporary file of a write interrupted by the kill is removed on resume
-    assert not list((tmp_path / "killed" / "checkpoints").glob(".*.tmp"))
-    assert_same_weights(weights(tmp_path / "ref"), weights(tmp_path / "killed"))
-    ref_log = (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()
-    res_log = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["step"] for x in res_log] == [json.loads(x)["step"] for x in ref_log]
-    assert [json.loads(x)["val/iou"] for x in res_log] == [json.loads(x)["val/iou"] for x in ref_log]
+    """SIGKILL a training process mid-run, resume it, and get bit-identical weights and log."""
+    cfg = tiny_config(data_dir, tmp_path / "unused", iterations=40, val_every=5, checkpoint_every=5, threads=1)
+    ref, killed = kill_and_resume(cfg, tmp_path, kill_after=10)
+    assert_same_weights(weights(ref), weights(killed))
+    assert_same_run(ref, killed)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,3 +172,24 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(InputError, match="truncated, corrupted"):
         ckpt_mod.load_checkpoint(path)
+
+
+def test_output_window_smaller_than_the_shift_period_is_warned(data_dir: Path, tmp_path: Path) -> None:
+    """The paper's rule: the training output window must be larger than f^l (here 2^3 = 8)."""
+    from unetkit.training.trainer import ShiftPeriodWarning
+
+    cfg = tiny_config(data_dir, tmp_path / "run")
+    cfg["model"]["depth"] = 3
+    cfg["data"]["patch_shape"] = [92, 92]  # -> 4x4 output
+    with pytest.warns(ShiftPeriodWarning, match=r"output patch \(4, 4\) is not larger than the shift period \(8, 8\)") as rec:
+        trainer = Trainer(validate_config(cfg), progress=False)
+    assert trainer.output_shape == (4, 4)
+    suggested = [int(v) for v in str(rec[0].message).split("data.patch_shape=[")[1].split("]")[0].split(",")]
+    cfg["data"]["patch_shape"] = suggested
+    cfg["out"] = str(tmp_path / "run2")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShiftPeriodWarning)
+        fixed = Trainer(validate_config(cfg), progress=False)
+    assert all(o > 8 for o in fixed.output_shape) and list(fixed.input_shape) == suggested

@@ -57,23 +57,24 @@ def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
     return cls(params, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
-def check_training_window(output_shape: tuple[int, ...], shift_period: tuple[int, ...], input_for: Any) -> str | None:
+def check_training_window(model: nn.Module, output_shape: tuple[int, ...]) -> str | None:
     """The shift-equivariance paper's training rule: the output window must be larger than f^l.
 
     With a smaller window some of the f^l functions the network applies on the pooling grid
     are never trained as neighbours, and their predictions jump at every grid line. Returns a
     message naming the smallest patch that satisfies the rule, or None when it holds.
     """
-    if all(o > p for o, p in zip(output_shape, shift_period)):
+    period = tuple(model.shift_period)
+    if all(o > p for o, p in zip(output_shape, period)):
         return None
-    need = tuple(max(o, p + 1) for o, p in zip(output_shape, shift_period))
-    try:
-        patch = input_for(need)
-    except ValueError:
-        patch = None
-    fix = f"; use data.patch_shape={list(patch)} or larger" if patch is not None else ""
+    need = tuple(max(o, p + 1) for o, p in zip(output_shape, period))
+    covering = [o for o in model.valid_output_shapes(need) if all(a >= n for a, n in zip(o, need))]
+    fix = ""
+    if covering:
+        patch = model.input_shape_for(min(covering, key=lambda o: sum(o)))
+        fix = f"; use data.patch_shape={list(patch)} or larger"
     return (f"the training output patch {tuple(output_shape)} is not larger than the shift period "
-            f"{tuple(shift_period)} = f^l on every axis, so neighbouring positions of the pooling grid are never "
+            f"{period} = f^l on every axis, so neighbouring positions of the pooling grid are never "
             f"trained together and predictions jump on the f^l grid lines (Rumberger et al.){fix}")
 
 
@@ -139,7 +140,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg, self.task.main_mode)
         self.input_shape = self.model.valid_input_shapes(cfg.data.patch_shape)[0]
         self.output_shape = self.model.output_shape(self.input_shape)
-        message = check_training_window(self.output_shape, self.model.shift_period, self.model.input_shape_for)
+        message = check_training_window(self.model, self.output_shape)
         if message:
             warnings.warn(message, ShiftPeriodWarning, stacklevel=2)
         self.train_samples, self.val_samples = self._data(train_samples, val_samples)
