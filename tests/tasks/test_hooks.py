@@ -17,7 +17,7 @@ from unetkit.errors import InputError
 from unetkit.tasks import SemanticTask, build_task, list_tasks, register_task
 from unetkit.training import Trainer, validate_config
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/, where hooks_task.py lives
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 from torch import nn
@@ -34,6 +34,12 @@ class ModelConfig(Strict):
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(2, ge=1)
     ndim: Literal[2, 3] = 2
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ()
+    """Small configurations (keys besides ``name``) that the contract test in
+    ``tests/test_contract.py`` builds and checks for every registered model: forward shape =
+    ``output_shape``, tiled = whole image wherever the model claims exact tiling. A model
+    without examples fails that test."""
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the model's constructor (every key but ``name``)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -28,6 +28,13 @@ class UNetConfig(ModelConfig):
     padding: Literal["valid", "same"] = "valid"
     upsampling: Literal["nearest", "transposed"] = "nearest"
     norm: Literal["batch", "group", "instance", "none"] | None = "batch"
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"depth": 2, "base_features": 4, "norm": "batch"},
+        {"depth": 1, "base_features": 3, "norm": "none", "upsampling": "transposed", "out_channels": 3},
+        {"ndim": 3, "depth": 2, "factor": [1, 2, 2], "base_features": 3, "norm": "group", "in_channels": 2},
+        {"depth": 2, "base_features": 4, "padding": "same", "norm": "instance"},
+    )
 
     def kwargs(self) -> dict[str, Any]:
         out = super().kwargs()

@@ -56,6 +56,12 @@ class TaskConfig(Strict):
 
     name: str
 
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ()
+    """Small task sections (keys besides ``name``) for the contract test in
+    ``tests/test_contract.py``, which trains every registered task a few steps on synthetic
+    instance labels (``blobs``), interrupts it, resumes it and requires the result to be bitwise
+    that of an uninterrupted run. ``"model"`` in an example overrides model keys."""
+
 
 class MetricAccumulator(ABC):
     """Collects per-image results and reports dataset-level numbers."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ class EmbeddingTaskConfig(TaskConfig):
     background: Literal["instance", "ignore"] = "instance"
     bandwidth: float | None = Field(None, gt=0)
     kernel: Literal["gaussian", "flat"] = "gaussian"
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({"delta_v": 0.5, "delta_d": 1.5, "model": {"out_channels": 3}},)
 
 
 class _InstanceAccumulator(MetricAccumulator):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -25,6 +25,8 @@ class SemanticTaskConfig(TaskConfig):
     labels: Literal["semantic", "foreground"] = "semantic"
     ce_weight: float = Field(1.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({"labels": "foreground"},)
 
 
 class _ConfusionAccumulator(MetricAccumulator):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,8 @@ class HooksTaskConfig(TaskConfig):
     name: Literal["test-hooks"] = "test-hooks"
     decay: float = 0.9
     noise: float = 0.1
+
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({"decay": 0.5},)
 
 
 class HooksTask(SemanticTask):
