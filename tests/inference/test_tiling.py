@@ -74,7 +74,7 @@ def test_tiled_equals_whole_image(config: tuple, data: st.DataObject) -> None:
 def _min_tile(model: UNet) -> tuple[int, ...]:
     from unetkit.inference.tiling import _min_tile as smallest
 
-    return smallest(model.geometry, "exact")
+    return smallest(model, "exact")
 
 
 def test_many_tiles_in_3d_are_exact() -> None:
@@ -153,7 +153,7 @@ def test_same_padding_modes_warn_and_cover() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predict(model, img, memory_budget=None)  # one tile: nothing to warn about
-    with pytest.raises(ValueError, match="exactly"):
+    with pytest.raises(ValueError, match="mode .exact."):
         plan_tiles(net(2, 2), (50, 50), mode="blend")
 
 
