@@ -198,3 +198,32 @@ def test_cli_scheduler_local_equals_in_process(client: distributed.Client, tmp_p
     assert "Zarr or HDF5" in capsys.readouterr().err
     assert main(["predict", "-m", str(run), "-i", str(src), "-o", str(tmp_path / "z.zarr"), "--workers", "3"]) == 2
     assert "--scheduler" in capsys.readouterr().err
+
+
+def test_embedding_labels_cluster_the_gathered_whole_output(client: distributed.Client, tmp_path: Path) -> None:
+    """--output-type labels of a non-pixel-wise task: tiles on the workers, one clustering of the whole output."""
+    from embedding_nets import identity_embedding_unet, objects_image
+
+    from unetkit.inference.files import labels_of
+    from unetkit.tasks import EmbeddingTask
+
+    cfg = validate_config({"task": {"name": "embedding"}, "data": {"normalize": {"mode": "none"}},
+                           "model": {"depth": 2, "base_features": 2, "out_channels": 2, "norm": None}})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_model_json(run, cfg.model.name, cfg.model.kwargs())
+    model = identity_embedding_unet()
+    save_checkpoint(run / "checkpoints" / "best.pt", {"model": model.state_dict()})
+    img, boxes = objects_image()
+    write_image(tmp_path / "img.zarr", img, axes="YX")
+    assert plan_tiles(model, img.shape, tile_shape=(92, 92)).n_tiles >= 4
+    out = predict_file_dask(run, tmp_path / "img.zarr", tmp_path / "labels.zarr", output_type="labels",
+                            scheduler=client, tile_shape=(92, 92))
+    labels = read(out)
+    np.testing.assert_array_equal(labels, labels_of(predict(model, img, memory_budget=None), EmbeddingTask(2)))
+    assert all(len(np.unique(labels[box])) == 1 for box in boxes.values())
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    with pytest.raises(InputError, match="need the whole image"):
+        predict_file_dask(run, tmp_path / "img.zarr", tmp_path / "x.zarr", output_type="labels", scheduler=client,
+                          max_whole_output_bytes=100)

@@ -14,7 +14,7 @@ from torch import nn
 
 from unetkit.errors import InputError
 from unetkit.inference import plan_tiles, predict
-from unetkit.models import UNet
+from unetkit.models import Tileable, UNet
 
 
 @lru_cache(maxsize=None)
@@ -74,13 +74,9 @@ def test_output_has_image_shape(data: st.DataObject, config: tuple[int, str, str
 def test_single_tile_plan_gives_smallest_covering_output(data: st.DataObject, config: tuple[int, str, str], depth: int) -> None:
     ndim, padding, _ = config
     factor = data.draw(st.sampled_from([2, 3] if ndim == 2 else [2, (1, 2, 2)]), label="factor")
-    geo = UNet(1, 1, ndim=ndim, depth=depth, factor=factor, padding=padding, base_features=1).geometry  # type: ignore[arg-type]
+    geo = UNet(1, 1, ndim=ndim, depth=depth, factor=factor, padding=padding, base_features=1)  # type: ignore[arg-type]
     shape = data.draw(st.tuples(*[st.integers(1, 300)] * ndim), label="shape")
-
-    class Holder(nn.Module):
-        geometry = geo
-
-    plan = plan_tiles(Holder(), shape, memory_budget=None)
+    plan = plan_tiles(geo, shape, memory_budget=None)
     assert plan.n_tiles == 1
     out_shape = plan.output_shape
     assert geo.output_shape(plan.input_shape) == out_shape  # a valid tile
@@ -96,9 +92,26 @@ def test_single_tile_plan_gives_smallest_covering_output(data: st.DataObject, co
         assert o == m or o - step < n + d  # and is the smallest valid output that does
 
 
-def test_plan_needs_geometry() -> None:
-    with pytest.raises(InputError, match="geometry"):
+def test_plan_needs_the_tileable_protocol() -> None:
+    """A model without the protocol is refused naming what it lacks; one member missing is named alone."""
+    with pytest.raises(InputError, match=r"Conv2d cannot be tiled: it lacks ndim, halo, shift_period, .*activation_bytes of the Tileable"):
         plan_tiles(nn.Conv2d(1, 1, 3), (10, 10))
+    with pytest.raises(InputError, match=r"Conv2d cannot be tiled"):
+        predict(nn.Conv2d(1, 1, 3), np.zeros((10, 10), np.float32))
+
+    class NoMemoryEstimate:
+        """A U-Net's members, all but ``activation_bytes``."""
+
+        def __getattr__(self, name: str) -> object:
+            if name == "activation_bytes":
+                raise AttributeError(name)
+            return getattr(_net(), name)
+
+    net = NoMemoryEstimate()
+    assert not isinstance(net, Tileable)
+    with pytest.raises(InputError, match=r"lacks activation_bytes of the Tileable protocol"):
+        plan_tiles(net, (10, 10))
+    assert isinstance(_net(), Tileable)
 
 
 # ----------------------------------------------------------------------------- alignment

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unetkit.errors import ShapeError
-from unetkit.inference import estimate_tile_bytes, plan_tiles, predict
+from unetkit.inference import InexactTilingWarning, estimate_tile_bytes, plan_tiles, predict
 from unetkit.models import UNet
 
 
@@ -74,7 +74,7 @@ def test_tiled_equals_whole_image(config: tuple, data: st.DataObject) -> None:
 def _min_tile(model: UNet) -> tuple[int, ...]:
     from unetkit.inference.tiling import _min_tile as smallest
 
-    return smallest(model.geometry, "exact")
+    return smallest(model, "exact")
 
 
 def test_many_tiles_in_3d_are_exact() -> None:
@@ -153,7 +153,7 @@ def test_same_padding_modes_warn_and_cover() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predict(model, img, memory_budget=None)  # one tile: nothing to warn about
-    with pytest.raises(ValueError, match="exactly"):
+    with pytest.raises(ValueError, match="mode .exact."):
         plan_tiles(net(2, 2), (50, 50), mode="blend")
 
 
@@ -180,3 +180,101 @@ def test_pixelwise_transform_keeps_exactness() -> None:
     tile = _min_tile(model)
     np.testing.assert_allclose(predict(model, img, tile_shape=tile, transform=norm),
                                predict(model, (img - 1000) / 50, memory_budget=None), rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- normalisation and exactness
+
+NORMS = [None, "batch", "group", "instance"]
+PER_TILE = {"group": "group normalisation", "instance": "instance normalisation"}
+
+
+@lru_cache(maxsize=None)
+def normed(norm: str | None, ndim: int = 2) -> UNet:
+    """A small valid U-Net with ``norm`` whose statistics and affine parameters are not trivial
+    (batch norm: random running statistics, used in eval mode)."""
+    torch.manual_seed(11)
+    factor = 2 if ndim == 2 else (1, 2, 2)
+    model = UNet(1, 2, ndim=ndim, depth=2 if ndim == 2 else 1, factor=factor, base_features=4, norm=norm)  # type: ignore[arg-type]
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, (torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)) and m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+                m.weight.mul_(1.8)
+    return model.eval()
+
+
+@settings(max_examples=10, deadline=None)
+@given(norm=st.sampled_from(NORMS), shape=st.tuples(st.integers(40, 100), st.integers(40, 100)),
+       seed=st.integers(0, 100))
+def test_per_tile_statistics_are_flagged_and_warned(norm: str | None, shape: tuple[int, int], seed: int) -> None:
+    """No norm and batch norm (eval) tile exactly and say nothing; group and instance norm say they
+    are not exact, and a multi-tile plan warns naming the cause (and does differ: the warning is due)."""
+    model = normed(norm)
+    assert model.tiling_exact is (norm not in PER_TILE)
+    img = image(shape, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one tile: the whole-image prediction, never a warning
+        whole = predict(model, img, memory_budget=None)
+    tile = model.valid_input_shapes((76, 76))[0]
+    assert plan_tiles(model, shape, tile_shape=tile).n_tiles > 1
+    if norm in PER_TILE:
+        with pytest.warns(InexactTilingWarning, match=f"{PER_TILE[norm]} computes statistics per tile"):
+            tiled = predict(model, img, tile_shape=tile, batch_size=2)
+        assert np.abs(tiled - whole).max() > 1e-3
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tiled = predict(model, img, tile_shape=tile, batch_size=2)
+        np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5)
+
+
+@settings(max_examples=8, deadline=None)
+@given(norm=st.sampled_from(["group", "instance"]), shape=st.tuples(st.integers(30, 130), st.integers(30, 130)),
+       batch=st.integers(1, 3))
+def test_inexact_model_takes_one_covering_tile_when_it_fits(norm: str, shape: tuple[int, int], batch: int) -> None:
+    """A budget that holds the covering tile (as a batch of one, whatever batch_size) gives one tile:
+    the whole-image prediction, bitwise, no warning. One byte less: the largest tiles that fit, on
+    the shift-period grid, with a warning."""
+    model = normed(norm)
+    img = image(shape, 3)
+    covering = plan_tiles(model, shape, memory_budget=None)
+    need = model.activation_bytes(covering.input_shape, 1)
+    plan = plan_tiles(model, shape, memory_budget=need, batch_size=batch)
+    assert plan.n_tiles == 1 and plan.input_shape == covering.input_shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(predict(model, img, memory_budget=need, batch_size=batch),
+                                      predict(model, img, memory_budget=None))
+    small = plan_tiles(model, shape, memory_budget=need - 1, batch_size=batch)
+    assert small.n_tiles > 1 and (coverage(small) == 1).all()
+    assert model.activation_bytes(small.input_shape, batch) <= need - 1 or small.input_shape == _min_tile(model)
+    for axis, p in zip(small.axes, model.shift_period):
+        assert all(a.image_start % p == 0 for a in axis)  # exact grid placement kept
+    with pytest.warns(InexactTilingWarning, match=f"{PER_TILE[norm]}.*raise memory_budget"):
+        predict(model, img, memory_budget=need - 1, batch_size=batch)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_3d_norms(norm: str | None) -> None:
+    """The 3-D preset's case (it had group norm, now batch): anisotropic 3-D U-Net; group norm
+    warns and differs, batch norm in eval mode is exact."""
+    model = normed(norm, ndim=3)
+    img = image((14, 40, 37), 5)
+    tile = model.valid_input_shapes((12, 28, 28))[0]
+    assert plan_tiles(model, img.shape, tile_shape=tile).n_tiles >= 8
+    whole = predict(model, img, memory_budget=None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiled = predict(model, img, tile_shape=tile, batch_size=4)
+    inexact = [w for w in caught if issubclass(w.category, InexactTilingWarning)]
+    if norm in PER_TILE:
+        assert len(inexact) == 1 and PER_TILE[norm] in str(inexact[0].message)
+        assert np.abs(tiled - whole).max() > 1e-3
+    else:
+        assert not inexact
+        np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5)

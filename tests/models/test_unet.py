@@ -162,3 +162,27 @@ def test_gradients_flow_to_all_parameters() -> None:
     net(torch.randn(2, 1, 44, 44)).square().mean().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("norm", [None, "none", "batch", "group", "instance"])
+def test_tiling_exactness_is_declared(norm: str | None, padding: str) -> None:
+    """Exact iff valid padding and no per-tile statistics; the reason names every cause."""
+    from unetkit.models import Tileable
+
+    net = UNet(1, 1, depth=1, base_features=2, padding=padding, norm=norm)  # type: ignore[arg-type]
+    assert isinstance(net, Tileable)
+    per_tile = norm in ("group", "instance")
+    assert net.tiling_exact is (padding == "valid" and not per_tile)
+    reason = net.tiling_inexact_reason
+    assert (reason == "") is net.tiling_exact
+    assert (f"{norm} normalisation computes statistics per tile" in reason) is per_tile
+    assert ("zero padding" in reason) is (padding == "same")
+
+
+def test_activation_bytes_grows_with_tile_and_batch() -> None:
+    net = UNet(1, 2, depth=3, base_features=8)
+    small, big = net.valid_input_shapes((100, 100))[0], net.valid_input_shapes((300, 300))[0]
+    a = net.activation_bytes(small)
+    assert 0 < a < net.activation_bytes(big) and net.activation_bytes(small, 3) == pytest.approx(3 * a, rel=1e-6)
+    assert net.activation_bytes(small) >= 4 * (1 + 2 + 8) * small[0] * small[1]  # at least input, output, one map

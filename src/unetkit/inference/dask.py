@@ -47,7 +47,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -60,8 +59,18 @@ from torch import nn
 from unetkit.data.io import check_image, new_array, open_array, parse_location, validate_axes
 from unetkit.data.io.paths import resolve
 from unetkit.errors import InputError, UnetkitError
+from unetkit.inference.fast import forward_batch, to_fast_layout
+from unetkit.inference.files import (
+    OUTPUT_TYPES,
+    WHOLE_OUTPUT_LIMIT,
+    check_whole_output,
+    labels_of,
+    needs_whole_output,
+    probabilities_of,
+)
 from unetkit.inference.predict import _check_dtype, _layout, read_tile
-from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Tile, TilePlan, plan_tiles
+from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Tile, TilePlan, plan_tiles, warn_if_inexact
+from unetkit.models.protocol import as_tileable
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -164,7 +173,7 @@ def _worker_model(spec: tuple, blob: bytes | None, device: str) -> nn.Module:
         else:
             assert blob is not None
             model = _build_from_blob(blob)
-        model = model.to(device).eval()
+        model = to_fast_layout(model.to(device).eval(), as_tileable(model).ndim)  # a private copy: for good
         _STATE["builds"] += 1
         return _remember(_MODELS, key, model)
 
@@ -202,9 +211,9 @@ def _tile_names(tiles: Sequence[Tile]) -> str:
     return ", ".join(f"{t.index} (input window at {t.input_start})" for t in tiles)
 
 
-@torch.no_grad()
 def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> list[tuple[int, ...]]:
-    """One task: read the tiles' windows, run one forward pass, write the kept cores."""
+    """One task: read the tiles' windows, run one forward pass
+    (:func:`~unetkit.inference.fast.forward_batch`, as in-process), write the kept cores."""
     run_id = job["run_id"]
     with _LOCK:
         if run_id in _ABORTED:
@@ -220,7 +229,7 @@ def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> li
         batch = np.stack([read_tile(source, plan, t, channels=job["channels"], transform=job["transform"])
                           for t in tiles])
         device = next(model.parameters()).device
-        result = model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        result = forward_batch(model, batch, device, plan.ndim)
         if run_id in _ABORTED:  # the client waits for this task (in flight) before removing the target
             return []
         out = _open_target(job["target"])
@@ -432,10 +441,8 @@ def predict_dask(
     plan = plan_tiles(model, spatial, tile_shape=tile_shape, memory_budget=memory_budget, batch_size=batch_size)
     if plan.mode == "blend":  # pragma: no cover -- plan_tiles never picks it by default
         raise InputError("predict_dask cannot run a blended plan (overlapping tiles are accumulated, not written)")
-    if plan.mode == "halo-crop" and plan.n_tiles > 1:
-        warnings.warn("halo-crop tiling of a same-padding U-Net is not exact: zero padding makes the network "
-                      "location-aware near tile borders; use a valid-padding U-Net for exact tiling", stacklevel=2)
-    c_out = int(model.out_channels)
+    warn_if_inexact(model, plan)
+    c_out = int(as_tileable(model).out_channels)
     axes = "C" + "ZYX"[3 - len(spatial) :]
     tiles = list(plan.tiles())
     groups = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
@@ -492,15 +499,6 @@ def run_normalizer(cfg: Any, array: Any, *, channels: bool, name: str = "the sou
                            **cfg.data.normalize.kwargs())
 
 
-def _labels_block(block: np.ndarray, task: Any) -> np.ndarray:
-    return task.postprocess(torch.from_numpy(np.ascontiguousarray(block))[None])[0].numpy().astype(np.uint16)
-
-
-def _probabilities_block(block: np.ndarray) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(block))
-    return (torch.sigmoid(t) if t.shape[0] == 1 else torch.softmax(t, dim=0)).numpy()
-
-
 def predict_file_dask(
     run: str | os.PathLike,
     source: str | os.PathLike,
@@ -518,6 +516,7 @@ def predict_file_dask(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = False,
+    max_whole_output_bytes: int = WHOLE_OUTPUT_LIMIT,
 ) -> Path:
     """Predict an image file with a run folder on a dask cluster (``unetkit predict --scheduler``).
 
@@ -525,23 +524,22 @@ def predict_file_dask(
     :func:`run_normalizer`) and predicted with :func:`predict_dask` (``tile_shape``,
     ``memory_budget``, ``batch_size``: the tiling, as in-process).
     ``output_type="logits"`` writes the raw outputs ``C[Z]YX`` float32; ``"probabilities"``
-    (softmax, sigmoid for one channel) and ``"labels"`` (``[Z]YX`` uint16, the task's pixel-wise
-    post-processing, e.g. argmax) add one blockwise dask pass over a temporary logits store
-    (removed afterwards). Labels need a pixel-wise task (semantic segmentation).
+    (softmax, sigmoid for one channel) and ``"labels"`` (``[Z]YX`` uint16, the task's
+    post-processing) read a temporary logits store (removed afterwards). A pixel-wise
+    post-processing (``task.pointwise``, e.g. argmax) runs as one blockwise dask pass; one that
+    needs the whole image (clustering embeddings) runs once, in the client, on the whole raw
+    output gathered into memory, as :func:`~unetkit.inference.files.predict_file` does (refused
+    before any work if that output exceeds ``max_whole_output_bytes``).
     """
     import dask.array as da
     import zarr
 
     from unetkit.runs import load_run
 
-    if output_type not in ("logits", "probabilities", "labels"):
-        raise InputError(f"output_type must be one of logits, probabilities, labels, got {output_type!r}")
+    if output_type not in OUTPUT_TYPES:
+        raise InputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
     out_path = _target_location(target, overwrite)
-    cfg, _, task = load_run(run, checkpoint, map_location="cpu")
-    if output_type == "labels" and getattr(task, "name", None) != "semantic":
-        raise InputError(f"--output-type labels with --scheduler needs a pixel-wise post-processing; the run's task "
-                         f"{getattr(task, 'name', type(task).__name__)!r} clusters whole images. Write logits "
-                         "(--output-type logits) and post-process them separately")
+    cfg, model, task = load_run(run, checkpoint, map_location="cpu")
     array, _ = _source_spec(source)
     if axes is not None:
         given = validate_axes(axes, len(array.shape))
@@ -553,6 +551,10 @@ def predict_file_dask(
     if len(array.shape) not in (ndim, ndim + 1) or (channels and array.shape[0] != c_in) or (not channels and c_in != 1):
         raise InputError(f"{source}: image of shape {tuple(array.shape)} does not fit the run's {ndim}-D model "
                          f"with {c_in} input channel(s)")
+    spatial = tuple(int(s) for s in (array.shape[1:] if channels else array.shape))
+    whole = needs_whole_output(task, output_type)
+    if whole:
+        check_whole_output(task, (int(as_tileable(model).out_channels), *spatial), max_whole_output_bytes)
     transform = run_normalizer(cfg, array, channels=channels, name=str(source))
     options: dict[str, Any] = {"checkpoint": checkpoint, "tile_shape": tile_shape, "memory_budget": memory_budget,
                                "batch_size": batch_size, "threads_per_worker": threads_per_worker, "device": device,
@@ -566,13 +568,19 @@ def predict_file_dask(
         try:
             logits_path = predict_dask(run, source, scratch / "logits.zarr", transform=transform, scheduler=client,
                                        **options)
-            logits = da.from_zarr(zarr.open_array(str(logits_path), mode="r"))
+            stored = zarr.open_array(str(logits_path), mode="r")
             spatial_axes = "ZYX"[3 - ndim :]
+            if whole:  # gather the whole raw output, post-process it once (never tile by tile)
+                with new_array(out_path, shape=spatial, dtype=np.uint16, axes=spatial_axes,
+                               chunks=stored.chunks[1:], overwrite=overwrite) as out:
+                    out[...] = labels_of(np.asarray(stored[...]), task)
+                return out_path
+            logits = da.from_zarr(stored)
             if output_type == "labels":
-                result = logits.map_blocks(_labels_block, task, drop_axis=0, dtype=np.uint16)
+                result = logits.map_blocks(labels_of, task, drop_axis=0, dtype=np.uint16)
                 shape, dtype, res_axes, chunks = logits.shape[1:], np.uint16, spatial_axes, logits.chunksize[1:]
             else:
-                result = logits.map_blocks(_probabilities_block, dtype=np.float32)
+                result = logits.map_blocks(probabilities_of, dtype=np.float32)
                 shape, dtype, res_axes, chunks = logits.shape, np.float32, "C" + spatial_axes, logits.chunksize
             with new_array(out_path, shape=shape, dtype=dtype, axes=res_axes, chunks=chunks, overwrite=overwrite) as out:
                 client.compute(da.store(result, out, lock=False, compute=False)).result()

@@ -1,16 +1,18 @@
 """Prediction of images of any size, tile by tile, in memory or out of core.
 
-``predict`` follows a :class:`~unetkit.inference.tiling.TilePlan`: for valid-padding U-Nets the
-stitched result equals the whole-image prediction exactly (tiles on the f^l grid, cores of
-n * f^l pixels, mirrored context only at the image border). Only one batch of tiles is in
-memory at a time, so a Zarr or HDF5 source can be far larger than RAM when the result also
-goes to an on-disk ``out`` array.
+``predict`` follows a :class:`~unetkit.inference.tiling.TilePlan`: for a model that tiles
+exactly (``tiling_exact``: valid padding, no per-tile statistics) the stitched result equals the
+whole-image prediction (tiles on the f^l grid, cores of n * f^l pixels, mirrored context only at
+the image border); otherwise a plan with several tiles warns (:class:`InexactTilingWarning`).
+Only one batch of tiles is in memory at a time, so a Zarr or HDF5 source can be far larger than
+RAM when the result also goes to an on-disk ``out`` array. The model is read only through the
+:class:`~unetkit.models.protocol.Tileable` protocol; batches run in the fast layout of
+:mod:`unetkit.inference.fast`.
 """
 
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +23,17 @@ from torch import nn
 from unetkit.data.io import check_image
 from unetkit.data.windows import read_window
 from unetkit.errors import InputError
-from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, Mode, Tile, TilePlan, blend_weights, plan_tiles
+from unetkit.inference.fast import fast_layout, forward_batch
+from unetkit.inference.tiling import (
+    DEFAULT_MEMORY_BUDGET,
+    Mode,
+    Tile,
+    TilePlan,
+    blend_weights,
+    plan_tiles,
+    warn_if_inexact,
+)
+from unetkit.models.protocol import Tileable, as_tileable
 
 Transform = Callable[[np.ndarray], np.ndarray]
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -30,9 +42,10 @@ A predictor whose channel count differs from ``model.out_channels`` says so in a
 attribute."""
 
 
-def _layout(model: nn.Module, shape: tuple[int, ...]) -> tuple[bool, bool]:
+def _layout(model: Tileable, shape: tuple[int, ...]) -> tuple[bool, bool]:
     """(is_stack, has_channel_axis) of an input of ``shape`` for ``model``; InputError if it fits no layout."""
-    ndim, c_in = int(model.ndim), int(model.in_channels)
+    net = as_tileable(model)
+    ndim, c_in = int(net.ndim), int(net.in_channels)
     if len(shape) == ndim + 2 and shape[1] == c_in:
         return True, True
     if len(shape) == ndim + 1 and shape[0] == c_in:
@@ -71,7 +84,7 @@ def predict(
     """Predict an image of any size with a unetkit U-Net, tile by tile.
 
     Args:
-        model: a U-Net with ``.geometry``, ``.ndim``, ``.in_channels``, ``.out_channels``.
+        model: a :class:`~unetkit.models.protocol.Tileable` ``nn.Module`` (a unetkit U-Net).
         array: ``([C,] [Z,] Y, X)`` image (C may be omitted for one input channel), or a stack
             ``(N, C, *S)``. NumPy, or a lazy ``zarr.Array`` / ``h5py.Dataset`` (read tile by tile).
         tile_shape: network input tile shape; default: the largest whose activations fit
@@ -79,7 +92,8 @@ def predict(
         batch_size: tiles per forward pass.
         memory_budget: bytes for one batch of tiles; ``None``: the whole image in one tile.
         mode: ``"exact"`` (valid padding), ``"halo-crop"`` or ``"blend"`` (same padding; not
-            exact, see the module :mod:`~unetkit.inference.tiling`).
+            exact, see the module :mod:`~unetkit.inference.tiling`). A plan of several tiles for
+            a model that does not tile exactly warns (:class:`InexactTilingWarning`).
         overlap: tile overlap for ``"blend"``.
         out: optional ``(C_out, *S)`` array (NumPy, Zarr, HDF5) to write into; returned.
         transform: applied to every ``(C, *tile)`` float32 input window before the network, e.g.
@@ -90,7 +104,8 @@ def predict(
 
     Returns:
         float32 ``(C_out, *S)`` raw outputs (logits / embeddings), ``(N, C_out, *S)`` for a
-        stack, or ``out``. Runs on the model's device; the model's train/eval mode is restored.
+        stack, or ``out``. Runs on the model's device in eval mode and the fast layout of
+        :mod:`~unetkit.inference.fast`; the model's train/eval mode and parameters are restored.
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -134,51 +149,45 @@ def run_plan(
     progress: bool = False,
     predictor: Predictor | None = None,
 ) -> Any:
-    """Execute a :class:`TilePlan`: read tiles, run ``predictor`` (default: the model) in batches,
-    stitch into ``out``."""
+    """Execute a :class:`TilePlan`: read tiles, run ``predictor`` (default: the model) in batches
+    (:func:`~unetkit.inference.fast.forward_batch`), stitch into ``out``."""
+    net = as_tileable(model)
     run = model if predictor is None else predictor
-    c_out = int(getattr(run, "out_channels", model.out_channels))
+    c_out = int(getattr(run, "out_channels", net.out_channels))
     full = (c_out, *plan.image_shape)
     if out is not None and tuple(out.shape) != full:
         raise InputError(f"out has shape {tuple(out.shape)}, expected {full}")
+    warn_if_inexact(net, plan, stacklevel=3)
     blend = plan.mode == "blend"
     if blend:
-        if plan.n_tiles > 1:
-            warnings.warn("blended tiling of a same-padding U-Net is not exact: zero padding makes the network "
-                          "location-aware near tile borders", stacklevel=3)
         acc = np.zeros(full, dtype=np.float32)
         wsum = np.zeros(plan.image_shape, dtype=np.float32)
         weights = blend_weights(plan.output_shape)
         target = acc
     else:
-        if plan.mode == "halo-crop" and plan.n_tiles > 1:
-            warnings.warn("halo-crop tiling of a same-padding U-Net is not exact: zero padding makes the network "
-                          "location-aware near tile borders; use a valid-padding U-Net for exact tiling", stacklevel=3)
         target = out if out is not None else np.zeros(full, dtype=np.float32)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=not (progress and sys.stderr.isatty()))
     try:
-        tiles = list(plan.tiles())
-        for start in range(0, len(tiles), batch_size):
-            chunk = tiles[start : start + batch_size]
-            batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
-            result = run(torch.from_numpy(batch).to(device)).float().cpu().numpy()
-            for t, y in zip(chunk, result):
-                kept = y[(slice(None), *t.keep)]
-                if blend:
-                    w = weights[t.keep]
-                    acc[(slice(None), *t.target)] += kept * w
-                    wsum[t.target] += w
-                else:
-                    target[(slice(None), *t.target)] = kept
-            bar.update(len(chunk))
+        with fast_layout(model, net.ndim):
+            tiles = list(plan.tiles())
+            for start in range(0, len(tiles), batch_size):
+                chunk = tiles[start : start + batch_size]
+                batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
+                result = forward_batch(run, batch, device, net.ndim)
+                for t, y in zip(chunk, result):
+                    kept = y[(slice(None), *t.keep)]
+                    if blend:
+                        w = weights[t.keep]
+                        acc[(slice(None), *t.target)] += kept * w
+                        wsum[t.target] += w
+                    else:
+                        target[(slice(None), *t.target)] = kept
+                bar.update(len(chunk))
     finally:
         bar.close()
-        model.train(was_training)
     if blend:
         acc /= wsum
         if out is not None:

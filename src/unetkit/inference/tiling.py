@@ -16,6 +16,14 @@ reproduces the whole-image prediction exactly. Two modes reduce the damage:
 "halo-crop" keeps the centre of each tile, discarding a margin of ceil(h / P) * P pixels on
 each side; "blend" runs overlapping tiles and averages them with Gaussian weights (the
 sliding-window scheme of MONAI and others).
+
+Statistics per tile. Group and instance normalisation normalise each input by its own mean and
+variance, so a tile's output depends on the whole tile, not only on the halo around each pixel:
+even valid padding does not tile exactly then. The model says so (``tiling_exact`` of the
+:class:`~unetkit.models.protocol.Tileable` protocol, which is all this module reads of a model);
+the plan keeps the grid placement and prefers one tile covering the whole image whenever it fits
+the memory budget (that *is* the whole-image prediction), and :func:`warn_if_inexact` warns with
+an :class:`InexactTilingWarning` naming the cause when a plan has several tiles.
 """
 
 from __future__ import annotations
@@ -28,13 +36,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from torch import nn
 
 from unetkit.errors import InputError, ShapeError
+from unetkit.models.protocol import CONV_WORKSPACE_FACTOR, Tileable, as_tileable
+
+__all__ = [
+    "CONV_WORKSPACE_FACTOR", "DEFAULT_MEMORY_BUDGET", "AxisTile", "InexactTilingWarning", "Mode", "Tile", "TilePlan",
+    "blend_weights", "estimate_tile_bytes", "plan_tiles", "warn_if_inexact",
+]
 
 Mode = Literal["exact", "halo-crop", "blend"]
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per batch of tiles (1 GiB)
-CONV_WORKSPACE_FACTOR = 2.25  # measured peak / counted tensor bytes, CPU inference (see estimate_tile_bytes)
+
+
+class InexactTilingWarning(UserWarning):
+    """A prediction is stitched from several tiles of a model that does not tile exactly
+    (same padding, or statistics per tile); the message names the cause."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,11 @@ class TilePlan:
     axes: tuple[tuple[AxisTile, ...], ...]
 
     @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.image_shape)
+
+    @property
     def grid(self) -> tuple[int, ...]:
         """Number of tiles per axis."""
         return tuple(len(a) for a in self.axes)
@@ -101,32 +123,14 @@ class TilePlan:
             )
 
 
-def _geometry(model: nn.Module):  # noqa: ANN202
-    geo = getattr(model, "geometry", None)
-    if geo is None:
-        raise InputError(f"{type(model).__name__} exposes no size arithmetic (.geometry); use a unetkit model")
-    return geo
-
-
-def estimate_tile_bytes(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> int:
-    """Upper estimate of the activation memory (bytes, float32) of one inference batch.
-
-    Counts the input, every skip connection kept alive, the bottleneck, and the working set of
-    the widest decoder stage (upsampled features + concatenation + two conv outputs), times
-    :data:`CONV_WORKSPACE_FACTOR` for the convolution buffers (unfolded inputs, workspaces) that
-    the tensors alone do not show. The factor was measured as peak resident memory of CPU
-    inference with PyTorch 2.13 (``benchmarks/tiling_memory.py``); GPU libraries may need more.
+def estimate_tile_bytes(model: Tileable, input_shape: Sequence[int], batch_size: int = 1) -> int:
+    """Upper estimate of the activation memory (bytes, float32) of one inference batch of
+    ``batch_size`` tiles of spatial shape ``input_shape``: the model's
+    :meth:`~unetkit.models.protocol.Tileable.activation_bytes` (for :class:`~unetkit.models.UNet`
+    counted tensors times :data:`CONV_WORKSPACE_FACTOR`, calibrated as peak resident memory of CPU
+    inference with PyTorch 2.13 by ``benchmarks/tiling_memory.py``; GPU libraries may need more).
     """
-    geo = _geometry(model)
-    features = list(getattr(model, "features", [16 * 2**i for i in range(geo.depth + 1)]))
-    voxels = float(np.prod(input_shape))
-    pool = float(np.prod(geo.factor))
-    c_in = int(getattr(model, "in_channels", 1))
-    c_out = int(getattr(model, "out_channels", 1))
-    skips = sum(f / pool**i for i, f in enumerate(features[:-1]))
-    bottleneck = features[-1] / pool ** (len(features) - 1)
-    top = 2 * (features[0] + features[1]) + 2 * features[0]
-    return int(CONV_WORKSPACE_FACTOR * 4 * batch_size * voxels * (c_in + skips + bottleneck + top + c_out))
+    return int(as_tileable(model).activation_bytes(tuple(int(s) for s in input_shape), batch_size))
 
 
 def _exact_axis(size: int, out: int, halo: int, period: int) -> tuple[AxisTile, ...]:
@@ -163,81 +167,81 @@ def _before(halo: int, period: int) -> int:
     return -(-halo // period) * period
 
 
-def _input_for_output_at_least(geo, need: Sequence[int]) -> tuple[int, ...]:  # noqa: ANN001
+def _input_for_output_at_least(net: Tileable, need: Sequence[int]) -> tuple[int, ...]:
     """Input shape of the smallest valid output that is >= ``need`` on every axis."""
-    near = geo.valid_output_shapes(tuple(need))
+    near = net.valid_output_shapes(tuple(need))
     covering = [o for o in near if all(a >= n for a, n in zip(o, need))]
     out = min(covering, key=lambda o: float(np.prod(o))) if covering else tuple(max(o) for o in zip(*near))
-    return geo.input_shape_for(out)
+    return net.input_shape_for(out)
 
 
-def _min_tile(geo, mode: Mode) -> tuple[int, ...]:  # noqa: ANN001
+def _min_tile(net: Tileable, mode: Mode) -> tuple[int, ...]:
     """Smallest input tile that keeps at least one shift period of output per axis."""
     if mode == "exact":
-        need = [_before(h, p) - h + p for h, p in zip(geo.halo, geo.shift_period)]
-        return _input_for_output_at_least(geo, need)
+        need = [_before(h, p) - h + p for h, p in zip(net.halo, net.shift_period)]
+        return _input_for_output_at_least(net, need)
     if mode == "halo-crop":
-        return tuple(2 * _before(h, p) + p for h, p in zip(geo.halo, geo.shift_period))
-    return tuple(geo.shift_period)
+        return tuple(2 * _before(h, p) + p for h, p in zip(net.halo, net.shift_period))
+    return tuple(net.shift_period)
 
 
-def _check_tile(geo, tile: tuple[int, ...], mode: Mode) -> None:  # noqa: ANN001
-    if not geo.is_valid_input(tile):
-        near = ", ".join(str(s) for s in geo.valid_input_shapes(tile)[:4])
-        raise ShapeError(f"tile shape {tile} is not a valid input for this U-Net; nearest valid tile shapes: {near}")
-    smallest = _min_tile(geo, mode)
+def _check_tile(net: Tileable, tile: tuple[int, ...], mode: Mode) -> None:
+    if not net.is_valid_input(tile):
+        near = ", ".join(str(s) for s in net.valid_input_shapes(tile)[:4])
+        raise ShapeError(f"tile shape {tile} is not a valid input for this {type(net).__name__}; "
+                         f"nearest valid tile shapes: {near}")
+    smallest = _min_tile(net, mode)
     if any(t < m for t, m in zip(tile, smallest)):
         raise ShapeError(
             f"tile shape {tile} is too small for {mode!r} tiling: each tile must keep at least one shift period "
-            f"{geo.shift_period} of output after removing the halo; the smallest valid tile is {smallest}"
+            f"{net.shift_period} of output after removing the halo; the smallest valid tile is {smallest}"
         )
 
 
-def _largest_tile(model: nn.Module, image_shape: tuple[int, ...], mode: Mode, budget: int, batch_size: int) -> tuple[int, ...]:
-    """Largest valid tile whose estimated memory fits ``budget``, never larger than needed for the image."""
-    geo = _geometry(model)
-    smallest = _min_tile(geo, mode)
-    # the tile that covers the whole image in one go
+def _covering_tile(net: Tileable, image_shape: Sequence[int], mode: Mode) -> tuple[int, ...]:
+    """Input shape of the single tile that predicts the whole image (the smallest that covers it)."""
     if mode == "exact":
-        whole = _whole_image_tile(geo, image_shape)
-    else:
-        whole = tuple(-(-s // p) * p for s, p in zip(image_shape, geo.shift_period))
-    whole = tuple(max(w, m) for w, m in zip(whole, smallest))
+        need = [n + _before(h, p) - h for n, h, p in zip(image_shape, net.halo, net.shift_period)]
+        return _input_for_output_at_least(net, need)
+    return tuple(-(-s // p) * p for s, p in zip(image_shape, net.shift_period))
+
+
+def _largest_tile(net: Tileable, image_shape: tuple[int, ...], mode: Mode, budget: int, batch_size: int) -> tuple[int, ...]:
+    """The tile for a memory budget: the single tile covering the image if it fits (it runs alone,
+    as a batch of one), else the largest valid tile whose batch of ``batch_size`` fits."""
+    smallest = _min_tile(net, mode)
+    whole = tuple(max(w, m) for w, m in zip(_covering_tile(net, image_shape, mode), smallest))
+    if net.activation_bytes(whole, 1) <= budget:
+        return whole
 
     def tile_for(edge: int) -> tuple[int, ...]:
         want = tuple(min(max(edge, m), w) for m, w in zip(smallest, whole))
-        cands = [c for c in geo.valid_input_shapes(want) if all(a <= b for a, b in zip(c, whole))]
+        cands = [c for c in net.valid_input_shapes(want) if all(a <= b for a, b in zip(c, whole))]
         below = [c for c in cands if all(a <= b for a, b in zip(c, want))]
         pick = max(below or cands or [smallest], key=lambda c: float(np.prod(c)))
         return tuple(max(a, m) for a, m in zip(pick, smallest))
 
     lo, hi = 1, max(whole)
     best = smallest
-    if estimate_tile_bytes(model, smallest, batch_size) > budget:
+    if net.activation_bytes(smallest, batch_size) > budget:
         warnings.warn(
             f"memory budget {budget} bytes is below the smallest tile {smallest} "
-            f"(~{estimate_tile_bytes(model, smallest, batch_size)} bytes); using the smallest tile",
+            f"(~{net.activation_bytes(smallest, batch_size)} bytes); using the smallest tile",
             stacklevel=3,
         )
         return smallest
     while lo <= hi:  # binary search on the edge length
         mid = (lo + hi) // 2
         t = tile_for(mid)
-        if estimate_tile_bytes(model, t, batch_size) <= budget:
+        if net.activation_bytes(t, batch_size) <= budget:
             best, lo = t, mid + 1
         else:
             hi = mid - 1
     return best
 
 
-def _whole_image_tile(geo, image_shape: Sequence[int]) -> tuple[int, ...]:  # noqa: ANN001
-    """Input shape of the single exact tile that predicts the whole image."""
-    need = [n + _before(h, p) - h for n, h, p in zip(image_shape, geo.halo, geo.shift_period)]
-    return _input_for_output_at_least(geo, need)
-
-
 def plan_tiles(
-    model: nn.Module,
+    model: Tileable,
     image_shape: Sequence[int],
     *,
     tile_shape: Sequence[int] | None = None,
@@ -249,50 +253,75 @@ def plan_tiles(
     """Plan the tiles for predicting an image of ``image_shape`` (spatial axes only).
 
     Args:
-        model: a unetkit U-Net (anything with ``.geometry``).
+        model: a :class:`~unetkit.models.protocol.Tileable` model (a unetkit U-Net); an
+            ``InputError`` names the members of the protocol that another object lacks.
         image_shape: spatial shape of the image.
         tile_shape: network input tile; must be a valid input shape large enough to keep one
             shift period of output (a ``ShapeError`` names the nearest valid ones otherwise).
-            Default: the largest tile whose estimated activations fit ``memory_budget``.
+            Default: one tile covering the image if its activations fit ``memory_budget``,
+            otherwise the largest tile whose batch of ``batch_size`` fits.
         memory_budget: bytes for one batch of tiles; ``None``: one tile covers the image.
         batch_size: tiles per forward pass (enters the memory estimate).
         mode: ``"exact"`` (valid padding; the only mode for it), ``"halo-crop"`` (default for
             same padding) or ``"blend"``.
         overlap: tile overlap fraction for ``"blend"``.
+
+    A model that does not tile exactly (``model.tiling_exact`` False: same padding, group or
+    instance normalisation) is planned the same way; :func:`warn_if_inexact` says when the
+    result has more than one tile.
     """
-    geo = _geometry(model)
+    net = as_tileable(model)
     shape = tuple(int(s) for s in image_shape)
-    if len(shape) != geo.ndim or any(s < 1 for s in shape):
-        raise InputError(f"image shape {shape} does not fit a {geo.ndim}-D model (need {geo.ndim} positive sizes)")
-    if geo.padding == "valid":
+    if len(shape) != net.ndim or any(s < 1 for s in shape):
+        raise InputError(f"image shape {shape} does not fit a {net.ndim}-D model (need {net.ndim} positive sizes)")
+    if net.padding == "valid":
         if mode not in (None, "exact"):
-            raise InputError(f"a valid-padding U-Net tiles exactly; mode {mode!r} is for same-padding nets")
+            raise InputError(f"a valid-padding model is tiled on its shift-period grid (mode 'exact'); mode {mode!r} "
+                             "is for same-padding models")
         mode = "exact"
     else:
         mode = mode or "halo-crop"
         if mode not in ("halo-crop", "blend"):
-            raise InputError(f"mode must be 'halo-crop' or 'blend' for a same-padding U-Net, got {mode!r}")
+            raise InputError(f"mode must be 'halo-crop' or 'blend' for a same-padding model, got {mode!r}")
     if not 0 <= overlap < 1:
         raise InputError(f"overlap must be in [0, 1), got {overlap}")
     if tile_shape is not None:
         tile = tuple(int(t) for t in tile_shape)
-        if len(tile) != geo.ndim:
-            raise ShapeError(f"tile shape {tile} needs {geo.ndim} values")
-        _check_tile(geo, tile, mode)
+        if len(tile) != net.ndim:
+            raise ShapeError(f"tile shape {tile} needs {net.ndim} values")
+        _check_tile(net, tile, mode)
     elif memory_budget is None:
-        tile = _whole_image_tile(geo, shape) if mode == "exact" else tuple(
-            -(-s // p) * p for s, p in zip(shape, geo.shift_period)
-        )
+        tile = _covering_tile(net, shape, mode)
     else:
-        tile = _largest_tile(model, shape, mode, int(memory_budget), batch_size)
-    out = geo.output_shape(tile)
+        tile = _largest_tile(net, shape, mode, int(memory_budget), batch_size)
+    out = net.output_shape(tile)
     if mode == "exact":
-        axes = tuple(_exact_axis(s, o, h, p) for s, o, h, p in zip(shape, out, geo.halo, geo.shift_period))
+        axes = tuple(_exact_axis(s, o, h, p) for s, o, h, p in zip(shape, out, net.halo, net.shift_period))
     elif mode == "halo-crop":
-        axes = tuple(_halo_crop_axis(s, t, h, p) for s, t, h, p in zip(shape, tile, geo.halo, geo.shift_period))
+        axes = tuple(_halo_crop_axis(s, t, h, p) for s, t, h, p in zip(shape, tile, net.halo, net.shift_period))
     else:
-        axes = tuple(_blend_axis(s, t, p, overlap) for s, t, p in zip(shape, tile, geo.shift_period))
+        axes = tuple(_blend_axis(s, t, p, overlap) for s, t, p in zip(shape, tile, net.shift_period))
     return TilePlan(shape, tile, out, mode, axes)
+
+
+def warn_if_inexact(model: Tileable, plan: TilePlan, *, stacklevel: int = 2) -> bool:
+    """Warn (:class:`InexactTilingWarning`) if ``plan`` stitches several tiles of a model that does
+    not tile exactly; the message names the cause and the budget of one covering tile. Returns
+    whether it warned. A one-tile plan is the whole-image prediction: no warning."""
+    net = as_tileable(model)
+    if plan.n_tiles == 1 or net.tiling_exact:
+        return False
+    whole = _covering_tile(net, plan.image_shape, plan.mode)
+    need = net.activation_bytes(whole, 1)
+    hint = (f"one tile covering the image (~{need / 2**20:.0f} MiB of activations) gives the whole-image "
+            "prediction: raise memory_budget to that or pass memory_budget=None")
+    warnings.warn(
+        f"{plan.mode} tiling with {plan.n_tiles} tiles is not exact for this {type(net).__name__}: "
+        f"{net.tiling_inexact_reason}; {hint}",
+        InexactTilingWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return True
 
 
 def blend_weights(shape: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""Models: the U-Net core, its size arithmetic, and a registry to build models from configs."""
+"""Models: the U-Net core, its size arithmetic, the protocol inference reads (:class:`Tileable`),
+and a registry to build models from configs."""
 
 from unetkit.models.geometry import UNetGeometry
+from unetkit.models.protocol import Tileable, as_tileable
 from unetkit.models.registry import (
     MODELS,
     ModelConfig,
@@ -15,9 +17,11 @@ from unetkit.models.unet import UNet, UNetConfig
 __all__ = [
     "MODELS",
     "ModelConfig",
+    "Tileable",
     "UNet",
     "UNetConfig",
     "UNetGeometry",
+    "as_tileable",
     "build_model",
     "create_model",
     "list_models",

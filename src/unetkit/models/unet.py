@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -13,7 +14,11 @@ from unetkit.errors import ShapeError
 from unetkit.layers import ConvBlock, Downsample, Upsample, center_crop_to, conv_nd
 from unetkit.layers.blocks import NORMS, Norm
 from unetkit.models.geometry import UNetGeometry, as_tuple
+from unetkit.models.protocol import CONV_WORKSPACE_FACTOR
 from unetkit.models.registry import ModelConfig
+
+PER_TILE_STATISTICS = {"group": "group normalisation", "instance": "instance normalisation"}
+"""Norms that compute statistics over each input (each tile), so tiling is not exact with them."""
 
 
 class UNetConfig(ModelConfig):
@@ -70,6 +75,10 @@ class UNet(nn.Module):
     Shapes:
         input ``(N, C_in, [D,] H, W)`` with a valid spatial shape (see :meth:`valid_input_shapes`),
         output ``(N, C_out, *output_shape(spatial))``.
+
+    Implements :class:`unetkit.models.protocol.Tileable`: tiled prediction equals whole-image
+    prediction (``tiling_exact``) for valid padding without per-tile statistics (``norm`` None or
+    ``"batch"``, in eval mode).
     """
 
     def __init__(
@@ -108,6 +117,7 @@ class UNet(nn.Module):
         self.out_channels = out_channels
         self.ndim = ndim
         self.depth = depth
+        self.norm = norm
         features = [base_features * growth**i for i in range(depth + 1)]
         self.features = features
         block = dict(n_convs=convs_per_level, padding=padding, norm=norm)
@@ -160,6 +170,49 @@ class UNet(nn.Module):
     def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
         """Achievable output shapes nearest to ``near``, closest first."""
         return self.geometry.valid_output_shapes(near)
+
+    def is_valid_input(self, spatial_shape: Sequence[int]) -> bool:
+        """True if the network accepts an input of this spatial shape."""
+        return self.geometry.is_valid_input(spatial_shape)
+
+    def min_input_shape(self) -> tuple[int, ...]:
+        """Smallest valid input spatial shape."""
+        return self.geometry.min_input_shape()
+
+    # ------------------------------------------------------------------ tiling (Tileable protocol)
+    @property
+    def tiling_inexact_reason(self) -> str:
+        """Why stitched tiles differ from the whole-image prediction; ``""`` when they do not."""
+        reasons = []
+        if self.padding == "same":
+            reasons.append("zero padding makes the network location-aware near tile borders")
+        if self.norm in PER_TILE_STATISTICS:
+            reasons.append(f"{PER_TILE_STATISTICS[self.norm]} computes statistics per tile")
+        return "; ".join(reasons)
+
+    @property
+    def tiling_exact(self) -> bool:
+        """Valid padding and no per-tile statistics (batch norm uses running statistics in eval mode)."""
+        return not self.tiling_inexact_reason
+
+    def activation_bytes(self, input_shape: Sequence[int], batch_size: int = 1) -> int:
+        """Upper estimate of the activation memory (bytes, float32) of one inference batch
+        ``(batch_size, C_in, *input_shape)``.
+
+        Counts the input, every skip connection kept alive, the bottleneck, and the working set of
+        the widest decoder stage (upsampled features + concatenation + two conv outputs), all at
+        the input's voxel count divided by the pooling factor per level, times
+        :data:`~unetkit.models.protocol.CONV_WORKSPACE_FACTOR` for the convolution buffers
+        (unfolded inputs, workspaces) that the tensors alone do not show.
+        """
+        voxels = float(np.prod(tuple(int(s) for s in input_shape)))
+        pool = float(np.prod(self.geometry.factor))
+        features = self.features
+        skips = sum(f / pool**i for i, f in enumerate(features[:-1]))
+        bottleneck = features[-1] / pool ** (len(features) - 1)
+        top = 2 * (features[0] + features[1]) + 2 * features[0]
+        channels = self.in_channels + skips + bottleneck + top + self.out_channels
+        return int(CONV_WORKSPACE_FACTOR * 4 * batch_size * voxels * channels)
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tensor:
