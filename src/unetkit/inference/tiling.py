@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -193,6 +194,33 @@ def _check_tile(geo, tile: tuple[int, ...], mode: Mode) -> None:  # noqa: ANN001
         )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the machine can still give (``MemAvailable``), or None when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported platform
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+
+
+def _check_tile_memory(model: nn.Module, tile: tuple[int, ...], batch_size: int, budget: int | None) -> None:
+    """Refuse an explicit tile whose estimated activations exceed the budget or the free memory."""
+    need = estimate_tile_bytes(model, tile, batch_size)
+    free = available_memory()
+    for limit, what in ((budget, "the memory budget"), (free, "the memory available on this machine")):
+        if limit is not None and need > limit:
+            raise ShapeError(
+                f"tile shape {tile} (batch of {batch_size}) needs about {need / 2**20:,.0f} MiB of activations, more "
+                f"than {what} ({limit / 2**20:,.0f} MiB); choose a smaller tile shape"
+                + (" or raise --memory-budget" if limit is budget else "")
+                + ", or leave the tile shape out to pick the largest that fits"
+            )
+
+
 def _largest_tile(model: nn.Module, image_shape: tuple[int, ...], mode: Mode, budget: int, batch_size: int) -> tuple[int, ...]:
     """Largest valid tile whose estimated memory fits ``budget``, never larger than needed for the image."""
     geo = _geometry(model)
@@ -279,6 +307,7 @@ def plan_tiles(
         if len(tile) != geo.ndim:
             raise ShapeError(f"tile shape {tile} needs {geo.ndim} values")
         _check_tile(geo, tile, mode)
+        _check_tile_memory(model, tile, batch_size, memory_budget)
     elif memory_budget is None:
         tile = _whole_image_tile(geo, shape) if mode == "exact" else tuple(
             -(-s // p) * p for s, p in zip(shape, geo.shift_period)
