@@ -331,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {}
     try:  # SIGTERM (kill, a batch scheduler's time limit) stops like Ctrl-C
         for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, _on_signal)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # a signal the caller ignores stays ignored
+                previous[sig] = signal.signal(sig, _on_signal)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
