@@ -78,10 +78,21 @@ def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, st
     return rc, out, err
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment for a fresh process that imports this same unetkit (also from a source tree on a
+    relative PYTHONPATH, which a subprocess with another working folder would not find)."""
+    import os
+
+    import unetkit
+
+    source = str(Path(unetkit.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
 def subprocess_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the real command in a fresh process (``python -m unetkit.cli``)."""
     return subprocess.run([sys.executable, "-m", "unetkit.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=subprocess_env())
 
 
 def assert_clean_error(rc: int, err: str, *phrases: str, status: int = 2) -> None:
@@ -500,3 +511,393 @@ def test_subprocess_errors_have_no_traceback(tiny: SimpleNamespace, tmp_path: Pa
     assert "training unet" not in res.stdout  # refused before any work
     assert not (tmp_path / "p.tif").exists() and not (tmp_path / "run").exists()
     assert _files(tiny.run) == before
+
+
+# ============================================================================ probe findings (new-user cases)
+
+
+def _sha(path: Path) -> str:
+    """Hash of a file, or of every file under a folder (relative names included)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        h.update(str(p.relative_to(path)).encode() if p != path else b"")
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def assert_one_line(err: str) -> None:
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+
+
+# ---------------------------------------------------------------------------- data lost
+
+
+def test_evaluate_output_needs_overwrite_and_never_replaces_an_input(tiny: SimpleNamespace, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    gt = tmp_path / "gt.tif"
+    gt.write_bytes((tiny.labels / "img_000.tif").read_bytes())
+    before = _sha(gt)
+    for extra in ([], ["--overwrite"]):  # the ground truth as -o: refused even with --overwrite
+        rc, _, err = cli(capsys, "evaluate", "-p", tiny.labels / "img_000.tif", "-g", gt, "-o", gt, *extra)
+        assert_clean_error(rc, err, "one of the files being evaluated")
+        assert _sha(gt) == before
+    scores = tmp_path / "scores.json"
+    scores.write_text("my earlier scores")
+    rc, _, err = cli(capsys, "evaluate", "-p", gt, "-g", gt, "-o", scores)
+    assert_clean_error(rc, err, str(scores), "already exists", "--overwrite")
+    assert scores.read_text() == "my earlier scores"
+    rc, _, err = cli(capsys, "evaluate", "-p", gt, "-g", gt, "-o", scores, "--overwrite")
+    assert rc == 0, err
+    assert json.loads(scores.read_text())["mean"]["iou"] == 1.0
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+def test_predict_overwrite_replaces_only_its_dataset(tiny: SimpleNamespace, tmp_path: Path, suffix: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from unetkit.data.io import write_image
+
+    store = tmp_path / f"img{suffix}"
+    for key in ("raw", "other", "seg"):
+        write_image(f"{store}:{key}", tiny.image, axes="YX")
+    kept = {k: read_image(f"{store}:{k}")[0] for k in ("raw", "other")}
+    if suffix == ".zarr":
+        hashes = {k: _sha(store / k) for k in ("raw", "other")}
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", f"{store}:raw", "-o", f"{store}:seg")
+    assert_clean_error(rc, err, "already exists", "--overwrite")
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", f"{store}:raw", "-o", f"{store}:seg", "--overwrite",
+                     "--device", "cpu")
+    assert rc == 0, err
+    seg, _ = read_labels(f"{store}:seg")
+    assert seg.shape == SHAPE and set(np.unique(seg)) <= {0, 1}
+    for k, array in kept.items():  # the input and every other dataset are untouched
+        np.testing.assert_array_equal(read_image(f"{store}:{k}")[0], array)
+    if suffix == ".zarr":
+        assert {k: _sha(store / k) for k in ("raw", "other")} == hashes
+        assert not [p.name for p in store.iterdir() if p.name.endswith(".tmp")]
+    else:
+        with h5py.File(store, "r") as f:
+            assert sorted(f) == ["other", "raw", "seg"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_predict_folder_with_colliding_names_is_refused(tiny: SimpleNamespace, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.tif", "a.tiff", "b.tif"):
+        (src / name).write_bytes((tiny.images / "img_000.tif").read_bytes())
+    out = tmp_path / "out"
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", src, "-o", out)
+    assert_clean_error(rc, err, "a.tif, a.tiff -> a.tif", "share a name")
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("existing", ["checkpoints/best.pt", "metrics.jsonl"])
+def test_train_refuses_a_folder_with_files_it_would_replace(tiny: SimpleNamespace, tmp_path: Path, existing: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    (out / existing).parent.mkdir(parents=True, exist_ok=True)
+    (out / existing).write_bytes(b"the user's own file")
+    before = _files(out)
+    rc, stdout, err = cli(capsys, "train", "-c", tiny.cfg, f"out={out}", "training.iterations=1")
+    assert_clean_error(rc, err, existing, "would replace")
+    assert "training unet" not in stdout
+    assert _files(out) == before
+
+
+def test_reproduce_refuses_an_existing_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "report.md").write_text("my report")
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _files(tmp_path)
+    rc, _, err = cli(capsys, "reproduce", "shift", "--out", tmp_path, "--budget", "smoke")
+    assert_clean_error(rc, err, "already holds a report", "report.md", "--overwrite")
+    assert _files(tmp_path) == before
+
+
+def test_reproduce_overwrite_replaces_only_once_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import unetkit.reproduce as reproduce
+
+    fake = types.ModuleType("unetkit_fake_experiment")
+    fake.OUTPUTS = ("report.md", "runs")  # type: ignore[attr-defined]
+
+    def run(out: Path, *, fail: bool = False) -> dict:
+        (out / "runs" / "a").mkdir(parents=True)
+        (out / "runs" / "a" / "w.pt").write_text("new weights")
+        (out / "report.md").write_text("new report")
+        if fail:
+            raise RuntimeError("killed halfway")
+        return {"ok": True}
+
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "unetkit_fake_experiment", fake)
+    monkeypatch.setitem(reproduce.EXPERIMENTS, "fake", "unetkit_fake_experiment")
+    out = tmp_path / "rep"
+    (out / "runs" / "a").mkdir(parents=True)
+    (out / "runs" / "a" / "w.pt").write_text("old weights")
+    (out / "report.md").write_text("old report")
+    (out / "notes.txt").write_text("mine")
+    before = _files(out)
+    with pytest.raises(RuntimeError):
+        reproduce.run_into("fake", out, overwrite=True, fail=True)
+    assert _files(out) == before  # a failed run replaces nothing
+    assert reproduce.run_into("fake", out, overwrite=True) == {"ok": True}
+    assert _files(out) == {"notes.txt": b"mine", "report.md": b"new report", "runs/a/w.pt": b"new weights"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporaries left
+
+
+def test_resume_with_a_changed_model_is_refused(tiny: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _files(tiny.run)
+    rc, _, err = cli(capsys, "train", "--resume", tiny.run, "model.depth=3")
+    assert_clean_error(rc, err, "cannot resume", "model.depth (run: 2, given: 3)")
+    assert _files(tiny.run) == before
+
+
+# ---------------------------------------------------------------------------- runaway resources
+
+
+@pytest.mark.parametrize(
+    ("model_json", "phrases"),
+    [
+        ({"depth": 1000}, ["model.depth", "less than or equal to 8", "1000"]),
+        ("not json {", ["model.json is not valid JSON"]),
+        ([1, 2], ["must hold a JSON object", "list"]),
+        ({"name": "unet"}, ["kwargs is missing"]),
+        ({"out_channels": 3}, ["does not match the model", "head.weight"]),
+        ({"base_features": 8}, ["does not match the model", "wrong shape"]),
+    ],
+    ids=["depth-1000", "not-json", "a-list", "no-kwargs", "out-channels", "base-features"],
+)
+def test_predict_with_a_broken_model_json(tiny: SimpleNamespace, tmp_path: Path, model_json: object,
+                                          phrases: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import time
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny.run, run)
+    spec = json.loads((run / "model.json").read_text())
+    if isinstance(model_json, dict) and "name" not in model_json:
+        spec["kwargs"].update(model_json)
+        text = json.dumps(spec)
+    elif isinstance(model_json, dict):
+        text = json.dumps(model_json)
+    else:
+        text = model_json if isinstance(model_json, str) else json.dumps(model_json)
+    (run / "model.json").write_text(text)
+    t0 = time.perf_counter()
+    rc, _, err = cli(capsys, "predict", "-m", run, "-i", tiny.images / "img_000.tif", "-o", tmp_path / "p.tif")
+    assert_clean_error(rc, err, *phrases)
+    assert_one_line(err)
+    assert time.perf_counter() - t0 < 10  # refused before anything big is built
+    assert not (tmp_path / "p.tif").exists()
+
+
+def test_predict_refuses_a_tile_too_large_for_memory(tiny: SimpleNamespace, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("predict", "-m", tiny.run, "-i", tiny.images / "img_000.tif", "-o", tmp_path / "p.tif",
+            "--tile-shape", "100004,100004")
+    rc, _, err = cli(capsys, *args)
+    assert_clean_error(rc, err, "tile shape (100004, 100004)", "MiB of activations", "memory budget (1,024 MiB)")
+    rc, _, err = cli(capsys, *args, "--memory-budget", "1e12")  # a huge budget: the machine's memory still counts
+    assert_clean_error(rc, err, "tile shape (100004, 100004)", "memory available on this machine")
+    assert not (tmp_path / "p.tif").exists()
+
+
+# ---------------------------------------------------------------------------- one line instead of a traceback
+
+
+def test_truncated_tiff_in_train_and_predict(tiny: SimpleNamespace, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    folders = make_folder(tmp_path / "d", [tiny.image, tiny.image], [tiny.label, tiny.label])
+    full = (folders[0] / "img_1.tif").read_bytes()
+    (folders[0] / "img_1.tif").write_bytes(full[: len(full) * 2 // 3])  # the header is intact, pixels are cut
+    rc, _, err = train_on(capsys, tiny, folders, tmp_path / "run")
+    assert_clean_error(rc, err, "img_1.tif", "truncated")
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", folders[0] / "img_1.tif", "-o", tmp_path / "p.tif")
+    assert_clean_error(rc, err, "img_1.tif", "truncated")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "p.tif").exists()
+
+
+@pytest.mark.parametrize("size", [0, 100, 20000])
+def test_broken_checkpoint_is_one_line(tiny: SimpleNamespace, tmp_path: Path, size: int,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny.run, run)
+    best = run / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:size])
+    rc, _, err = cli(capsys, "predict", "-m", run, "-i", tiny.images / "img_000.tif", "-o", tmp_path / "p.tif")
+    assert_clean_error(rc, err, str(best), "empty" if size == 0 else "truncated")
+    assert_one_line(err)
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "-1"])
+def test_memory_budget_must_be_finite(tiny: SimpleNamespace, tmp_path: Path, budget: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", tiny.images / "img_000.tif", "-o", tmp_path / "p.tif",
+                     "--memory-budget", budget)
+    assert_clean_error(rc, err, "--memory-budget", budget)
+
+
+def test_evaluate_huge_label_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = np.zeros(SHAPE, np.int64)
+    big[5:9, 5:9] = 2**40
+    tifffile.imwrite(tmp_path / "big.tif", big)
+    rc, _, err = cli(capsys, "evaluate", "-p", tmp_path / "big.tif", "-g", tmp_path / "big.tif")
+    assert_clean_error(rc, err, "big.tif", "class id 1099511627776", "--foreground")
+
+
+def test_train_with_a_binary_or_empty_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(b"PK\x03\x04\x00\xff\xfe\x80 not text")
+    rc, _, err = cli(capsys, "train", "-c", binary)
+    assert_clean_error(rc, err, "model.pt is not a YAML text file")
+    for text in ("", "# only a comment\n", "{}\n"):
+        empty = tmp_path / "empty.yaml"
+        empty.write_text(text)
+        rc, stdout, err = cli(capsys, "train", "-c", empty, f"data.train.images={tmp_path}",
+                              f"data.train.labels={tmp_path}", f"out={tmp_path / 'run'}")
+        assert_clean_error(rc, err, "empty.yaml is empty", "configs/")
+        assert "training" not in stdout and not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------- unclear or silent
+
+
+def test_unsupported_files_are_named_in_a_warning(tiny: SimpleNamespace, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # the folder listing and pairing that train uses; evaluate pairs its folders the same way, without training
+    images, labels = make_folder(tmp_path / "d", [tiny.label] * 2, [tiny.label] * 2)
+    (images / "img_2.jpg").write_bytes(b"\xff\xd8 a JPEG")
+    tifffile.imwrite(labels / "img_2.tif", tiny.label)  # its label: unused, and said so
+    rc, _, err = cli(capsys, "evaluate", "-p", images, "-g", labels)
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("unetkit: warning:")]
+    assert any("unsupported type" in ln and "'img_2.jpg'" in ln for ln in lines), err
+    assert any("not used" in ln and "'img_2.tif'" in ln for ln in lines), err
+
+
+def test_float_label_error_names_the_file(tiny: SimpleNamespace, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    halves = np.where(tiny.label > 0, 0.5, 0.0).astype(np.float32)
+    folders = make_folder(tmp_path / "d", [tiny.image, tiny.image], [tiny.label, halves])
+    rc, _, err = train_on(capsys, tiny, folders, tmp_path / "run")
+    assert_clean_error(rc, err, "labels must be integers", str(folders[1] / "img_1.tif"), "0.5")
+
+
+def test_yaml_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  depth: [2\n")
+    rc, _, err = cli(capsys, "train", "-c", broken)
+    assert_clean_error(rc, err, "broken.yaml is not valid YAML", "line 3, column 1", "flow sequence started at line 2")
+    assert_one_line(err)
+    rc, _, err = cli(capsys, "train", "-c", broken.with_name("x.yaml"), "data.patch_shape=[1,")
+    assert_one_line(err)
+
+
+def test_empty_key_segments_are_refused(tiny: SimpleNamespace, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for override in ("model..depth=3", ".model.depth=3", "model.depth.=3"):
+        rc, _, err = cli(capsys, "train", "-c", tiny.cfg, f"out={tmp_path / 'run'}", override)
+        assert_clean_error(rc, err, repr(override), "empty part", "model.depth=3")
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_under_a_file_is_refused_before_loading_data(tiny: SimpleNamespace, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    # the data folders do not exist: the run folder is checked first
+    rc, _, err = cli(capsys, "train", "-c", tiny.cfg, f"out={afile / 'run'}", f"data.train.images={tmp_path / 'no'}")
+    assert_clean_error(rc, err, f"out={afile / 'run'}", "inside", "which is a file")
+    assert afile.read_text() == "keep me"
+
+
+def test_unwritable_output_names_the_users_path(tiny: SimpleNamespace, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import unetkit.data.io as io
+
+    def denied(tmp: Path, *args: object) -> None:  # what a read-only folder does (also for root, who bypasses chmod)
+        raise PermissionError(13, "Permission denied", str(tmp))
+
+    monkeypatch.setattr(io, "write_tiff", denied)
+    out = tmp_path / "ro" / "p.tif"
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", tiny.images / "img_000.tif", "-o", out)
+    assert_clean_error(rc, err, "Permission denied", f"'{out}'", status=1)
+    assert ".tmp" not in err
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_demo_refuses_zero_iterations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = cli(capsys, "demo", "--iterations", "0", "--out", tmp_path / "demo")
+    assert_clean_error(rc, err, "--iterations must be >= 1", "got 0")
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_predict_device_cuda_without_cuda_names_the_flag(tiny: SimpleNamespace, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", tiny.images / "img_000.tif", "-o", tmp_path / "p.tif",
+                     "--device", "cuda")
+    assert_clean_error(rc, err, "--device=cuda", "no CUDA device")
+    assert "training.device" not in err
+
+
+def test_interrupted_overwrite_leftovers_are_cleaned(tiny: SimpleNamespace, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A killed ``--overwrite`` leaves hidden temporaries; the next write of the same target removes them."""
+    from unetkit.data.io import write_image
+
+    target = tmp_path / "seg.zarr"
+    write_image(target, np.zeros(SHAPE, np.uint8), axes="YX")
+    stale = tmp_path / ".seg.zarr.0123456789ab.tmp"  # what SIGKILL in the middle of predict leaves
+    stale.mkdir()
+    (stale / ".zarray").write_text("{}")
+    other = tmp_path / ".other.zarr.0123456789ab.tmp"  # another target's: not ours to remove
+    other.mkdir()
+    rc, _, err = cli(capsys, "predict", "-m", tiny.run, "-i", tiny.images / "img_000.tif", "-o", target,
+                     "--overwrite", "--device", "cpu")
+    assert rc == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "seg.zarr"]
+    assert read_labels(target)[0].shape == SHAPE
+
+
+# ---------------------------------------------------------------------------- the package
+
+
+def test_lazy_subpackages_and_python_dash_m() -> None:
+    import unetkit
+
+    for name in ("clustering", "reproduce", "tasks", "config", "runs"):
+        assert getattr(unetkit, name).__name__ == f"unetkit.{name}"
+    assert callable(unetkit.clustering.mean_shift)
+    res = subprocess.run([sys.executable, "-m", "unetkit", "--version"], capture_output=True, text=True, timeout=120,
+                         env=subprocess_env())
+    assert res.returncode == 0 and res.stdout.startswith("unetkit "), res.stderr
+
+
+def test_sigterm_stops_like_ctrl_c(tiny: SimpleNamespace, tmp_path: Path) -> None:
+    import signal
+
+    env = {**subprocess_env(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "unetkit", "train", "-c", str(tiny.cfg), "out=run",
+                             "training.iterations=100000"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "training unet" in proc.stdout.readline()  # training has started
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.startswith("unetkit: terminated (SIGTERM); no checkpoint had been written yet"), err
+    assert "Traceback" not in err
+    run = tmp_path / "run"
+    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]

@@ -10,7 +10,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("layers", "models", "losses", "metrics", "data", "training", "inference")
+_SUBPACKAGES = ("layers", "models", "losses", "metrics", "data", "training", "inference", "clustering", "reproduce",
+                "tasks", "config", "runs")
+"""Submodules reachable as attributes of ``unetkit`` (imported on first access)."""
 
 __all__ = ["__version__", "UnetkitError", *_SUBPACKAGES]
 

@@ -3,14 +3,18 @@
 Errors caused by input (missing files, bad axes or sizes, unknown config keys) are printed as
 one ``unetkit: error: ...`` line, without a traceback, and the exit status is 2. Other
 file-system errors (permission denied, disk full, a file where a folder is needed) are printed
-the same way with exit status 1.
+the same way with exit status 1. Warnings are one ``unetkit: warning: ...`` line each. Ctrl-C
+and SIGTERM stop with a line saying what was kept (exit status 130 and 143).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,10 +43,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="labels (default), probabilities or logits; with --scheduler the default is logits "
                          "(raw network outputs, C[Z]YX float32), and labels / probabilities add a blockwise pass")
     pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    pr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace existing output files (FILE.h5:KEY / STORE.zarr:KEY: only that dataset)")
     pr.add_argument("--tile-shape", type=_shape, metavar="N[,N...]",
                     help="network input tile, e.g. 252,252 (default: the largest that fits --memory-budget); "
-                         "an invalid one is refused with the nearest valid sizes")
+                         "an invalid one is refused with the nearest valid sizes, one whose estimated memory "
+                         "exceeds --memory-budget or the available memory with the estimate")
     pr.add_argument("--memory-budget", type=float, default=1024, metavar="MiB",
                     help="activation memory per batch of tiles (default 1024 MiB)")
     pr.add_argument("--batch-size", type=int, default=1, help="tiles per forward pass (default 1)")
@@ -60,17 +66,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", default="iou,dice", help="comma-separated: iou, dice")
     ev.add_argument("--foreground", action="store_true", help="binarise both: any non-zero label is foreground")
     ev.add_argument("--num-classes", type=int, default=None, help="number of classes (default: inferred)")
-    ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here")
+    ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here (a new file)")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
 
     rp = sub.add_parser("reproduce", help="run a paper's key experiment on the CPU and write a report")
     rp.add_argument("experiment", choices=["shift"], help="shift: shift equivariance and tile-and-stitch")
     rp.add_argument("--out", type=Path, default=None, help="report folder (default unetkit-reproduce/EXPERIMENT)")
     rp.add_argument("--budget", choices=["full", "smoke"], default="full",
                     help="full: the report's sizes (minutes); smoke: a seconds-long check of the pipeline")
+    rp.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier report in --out (only once the new one is complete)")
 
     d = sub.add_parser("demo", help="train and evaluate on built-in synthetic data (about two minutes on a CPU)")
     d.add_argument("--out", type=Path, default=Path("unetkit-demo"), help="folder for data, run and results")
-    d.add_argument("--iterations", type=int, default=None, help="training iterations (default: sized for ~2 min)")
+    d.add_argument("--iterations", type=int, default=None,
+                   help="training iterations, >= 1 (default: sized for ~2 min)")
     d.add_argument("--seed", type=int, default=0)
     return p
 
@@ -98,6 +108,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
           f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
           f"patches {trainer.input_shape} -> {trainer.output_shape}")
+
+    def kept() -> str:  # said when Ctrl-C or SIGTERM stops the run
+        last = trainer.ckpt_dir / "last.pt"
+        if last.is_file():
+            return (f"the run folder {trainer.run_dir} keeps its last checkpoint {last}; continue with "
+                    f"`unetkit train --resume {trainer.run_dir}`")
+        return f"no checkpoint had been written yet in {trainer.run_dir}"
+
+    args.kept = kept
     result = trainer.fit()
     shown = ", ".join(f"{k}={v:.4f}" for k, v in result.final_metrics.items())
     print(f"done: {result.iterations} iterations in {result.seconds:.0f} s; {shown or 'no validation data'}")
@@ -106,8 +125,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _check_run_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out={out} is an existing file, not a run folder; choose another out=...")
+    """Before any data are loaded: ``out`` must be (or be creatable as) a folder holding no run files."""
+    from unetkit.training.trainer import check_new_run_folder
+
+    if (out / "checkpoints" / "last.pt").is_file():
+        return  # the trainer refuses it, pointing to --resume
+    check_new_run_folder(out)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -115,9 +138,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from unetkit.inference.files import predict_file
     from unetkit.runs import load_run, select_device
 
-    if args.batch_size < 1 or args.memory_budget <= 0:
-        raise InputError(f"--batch-size must be >= 1 and --memory-budget > 0 MiB; got {args.batch_size} and "
-                         f"{args.memory_budget}")
+    if args.batch_size < 1 or not (math.isfinite(args.memory_budget) and args.memory_budget > 0):
+        raise InputError(f"--batch-size must be >= 1 and --memory-budget a finite number of MiB > 0; got "
+                         f"{args.batch_size} and {args.memory_budget}")
     tiling = {"tile_shape": args.tile_shape, "memory_budget": int(args.memory_budget * 2**20),
               "batch_size": args.batch_size}
     if args.scheduler is not None:
@@ -136,6 +159,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                              f"{out_dir} is a file")
         files = list_images(src)
         targets = [out_dir / f"{_stem(f)}.tif" for f in files]
+        _refuse_colliding_outputs(files, targets)
         existing = [t for t in targets if t.exists()]
         if existing and not args.overwrite:  # refuse before any work, not halfway through
             shown = ", ".join(t.name for t in existing[:5]) + (" ..." if len(existing) > 5 else "")
@@ -153,6 +177,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                      overwrite=args.overwrite, progress=True, **tiling)
         print(f"wrote {args.output}")
     return 0
+
+
+def _refuse_colliding_outputs(files: list[Path], targets: list[Path]) -> None:
+    """Inputs that would write the same output (``a.tif``, ``a.tiff``, ``a.png`` -> ``a.tif``) are refused up front."""
+    by_target: dict[Path, list[Path]] = {}
+    for f, t in zip(files, targets):
+        by_target.setdefault(t, []).append(f)
+    clashes = {t: fs for t, fs in by_target.items() if len(fs) > 1}
+    if clashes:
+        shown = "; ".join(f"{', '.join(f.name for f in fs)} -> {t.name}" for t, fs in list(clashes.items())[:3])
+        more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+        raise InputError(f"{sum(len(fs) for fs in clashes.values())} input files share a name and would write the same "
+                         f"output: {shown}{more}; rename or move all but one of each (outputs are named after the "
+                         "input without its suffix)")
 
 
 def _predict_on_cluster(args: argparse.Namespace, tiling: dict) -> int:
@@ -190,6 +228,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from unetkit.metrics.evaluate import evaluate_paths
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.output is not None:
+        _check_output_file(args.output, args.overwrite, args.pred, args.gt)
     result = evaluate_paths(args.pred, args.gt, metrics=names, foreground=args.foreground,
                             num_classes=args.num_classes)
     width = max([len(r["name"]) for r in result["images"]] + [5])
@@ -200,17 +240,36 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.output:
         from unetkit.utils.atomic import atomic_write_text
 
-        atomic_write_text(args.output, json.dumps(result, indent=2))
+        atomic_write_text(args.output, json.dumps(result, indent=2))  # checked before the scores were computed
         print(f"wrote {args.output}")
     return 0
 
 
+def _check_output_file(output: Path, overwrite: bool, *inputs: Path) -> None:
+    """``evaluate -o``: never replace an input, and another existing file only with --overwrite."""
+    if output.is_dir():
+        raise InputError(f"-o {output} is a folder; give a file name such as {output / 'scores.json'}")
+    from unetkit.data.io.paths import supported_suffix
+
+    for given in inputs:
+        if not (output.exists() and given.exists()):
+            continue
+        same = output.resolve() == given.resolve()
+        inside = given.is_dir() and output.resolve().parent == given.resolve() and supported_suffix(output.name)
+        if same or inside:
+            raise InputError(f"-o {output} is one of the files being evaluated ({given}); write the scores elsewhere")
+    if output.exists() and not overwrite:
+        raise InputError(f"-o {output} already exists; pass --overwrite to replace it, or choose another file")
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from unetkit.reproduce import get_experiment
+    from unetkit.reproduce import run_into
 
     out = args.out or Path("unetkit-reproduce") / args.experiment
-    get_experiment(args.experiment)(out, budget=args.budget)
+    run_into(args.experiment, out, overwrite=args.overwrite, budget=args.budget)
+    print(f"report: {out / 'report.md'}")
     return 0
+
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -227,6 +286,9 @@ def _shape(text: str) -> tuple[int, ...]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from unetkit.demo import run_demo
 
+    if args.iterations is not None and args.iterations < 1:
+        raise InputError(f"--iterations must be >= 1, got {args.iterations} (leave it out for the default, "
+                         "sized for about two minutes)")
     run_demo(args.out, iterations=args.iterations, seed=args.seed)
     return 0
 
@@ -235,11 +297,53 @@ COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evalu
             "reproduce": _cmd_reproduce}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that unfinished outputs are cleaned up the same way."""
+
+
+_SIGNALLED: list[int] = []
+"""Signals received while a command runs: an exception that library code made of the
+interruption (a callback from compiled code, e.g. pydantic's, may wrap it in its own error)
+still ends as an interruption."""
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings on one line, ``unetkit: warning: ...`` (not Python's two-line format with a source line)."""
+    text = " ".join(str(message).split())
+    print(f"unetkit: warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``unetkit`` command; returns the exit status."""
+    """Entry point of the ``unetkit`` command; returns the exit status.
+
+    Exit status: 0 done, 2 bad input (one ``unetkit: error:`` line), 1 other file-system
+    errors, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). An interrupted or terminated
+    command keeps everything already written and discards its unfinished outputs.
+    """
     args = _parser().parse_args(argv)
+    _SIGNALLED.clear()
+    previous = {}
+    try:  # SIGTERM (kill, a batch scheduler's time limit) stops like Ctrl-C
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # a signal the caller ignores stays ignored
+                previous[sig] = signal.signal(sig, _on_signal)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
     try:
-        return COMMANDS[args.command](args)
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return COMMANDS[args.command](args)
+        except Exception as exc:
+            if _SIGNALLED:  # the signal arrived inside a callback that wrapped it: still an interruption
+                raise (Terminated() if signal.SIGTERM in _SIGNALLED else KeyboardInterrupt()) from exc
+            raise
     except UnetkitError as exc:
         print(f"unetkit: error: {exc}", file=sys.stderr)
         return 2
@@ -247,9 +351,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": '{exc.filename}'" if exc.filename else ""
         print(f"unetkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("unetkit: interrupted; files already written (checkpoints, outputs) are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how, status = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        note = getattr(args, "kept", None)
+        kept = note() if note else "files already written (checkpoints, finished outputs) are kept"
+        print(f"unetkit: {how}; {kept}; unfinished outputs were discarded", file=sys.stderr)
+        return status
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -148,14 +148,39 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key.path=value")
     key, _, value = item.partition("=")
-    path = [p for p in key.strip().split(".") if p]
-    if not path:
-        raise ConfigError(f"override {item!r} has an empty key")
+    if not key.strip():
+        raise ConfigError(f"override {item!r} has an empty key; write key.path=value, e.g. model.depth=3")
+    path = [p.strip() for p in key.strip().split(".")]
+    if not all(path):
+        suggestion = ".".join(p for p in path if p)
+        raise ConfigError(f"override {item!r}: the key {key.strip()!r} has an empty part (a leading, trailing or "
+                          f"doubled '.'); did you mean {suggestion}={value}?")
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse the value of override {item!r}: {exc}") from None
+        raise ConfigError(f"cannot parse the value of override {item!r}: {yaml_problem(exc)}") from None
     return path, parsed
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``line L, column C: problem`` (PyYAML's own text takes several lines)."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        return f"character {char} at offset {exc.position} is not allowed in YAML ({exc.reason})"
+
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    text = f"{at(mark)}: {problem}" if mark is not None else problem
+    if context:
+        started = f" started at {at(context_mark)}" if context_mark is not None and context_mark != mark else ""
+        text += f" ({context}{started})"
+    return text
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -190,10 +215,22 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         p = Path(path)
         if not p.is_file():
             raise MissingFileError(f"config file not found: {p}")
+        data = p.read_bytes()
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p} is not a YAML text file (byte {data[exc.start]:#04x} at offset {exc.start} is not "
+                              "UTF-8 text); give a YAML config such as configs/semantic-2d.yaml") from None
+        if "\x00" in text:
+            raise ConfigError(f"{p} is not a YAML text file (it contains NUL bytes); give a YAML config such as "
+                              "configs/semantic-2d.yaml")
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+            raise ConfigError(f"{p} is not valid YAML: {yaml_problem(exc)}") from None
+        if raw is None or raw == {}:
+            raise ConfigError(f"{p} is empty (no settings); a run needs at least its data and model, e.g. start "
+                              "from a preset in configs/ such as configs/semantic-2d.yaml")
         if not isinstance(raw, dict):
             raise ConfigError(f"{p} must be a mapping of keys to values, got {type(raw).__name__}")
         _resolve_data_paths(raw, p.resolve().parent)

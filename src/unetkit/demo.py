@@ -68,6 +68,10 @@ def run_demo(out: str | Path = "unetkit-demo", *, iterations: int | None = None,
         if verbose:
             print(msg, flush=True)
 
+    from unetkit.errors import InputError
+
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
+        raise InputError(f"iterations must be an integer >= 1 (or None for the default), got {iterations!r}")
     t0 = time.perf_counter()
     out = _free_folder(Path(out))
     data = out / "data"
@@ -76,7 +80,7 @@ def run_demo(out: str | Path = "unetkit-demo", *, iterations: int | None = None,
     write_dataset(data / "val", n_val, TRAIN_SHAPE, seed=seed + 1000, semantic=False)
     test_images, test_labels = write_dataset(data / "test", n_test, TEST_SHAPE, seed=seed + 2000, semantic=False)
 
-    cfg = validate_config(demo_config(out, data, iterations or DEMO_ITERATIONS, seed))
+    cfg = validate_config(demo_config(out, data, DEMO_ITERATIONS if iterations is None else iterations, seed))
     trainer = Trainer(cfg)
     say(f"[2/4] training a {cfg.model.depth}-level valid U-Net on {trainer.device} for {cfg.training.iterations} "
         f"iterations (patches {trainer.input_shape} -> {trainer.output_shape})")

@@ -56,11 +56,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"checkpoint {path} is empty (0 bytes); it was not written completely. Use the other "
+                         "checkpoint (--checkpoint best|last) or train again")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+    except (PermissionError, IsADirectoryError):
+        raise  # the file system's answer, reported as such
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, OSError, IndexError, KeyError) as exc:
+        # torch reports a truncated zip archive as RuntimeError or as a bare OSError ("Invalid argument")
+        detail = (str(exc).splitlines() or [""])[0].split(". ")[0][:160]
         raise InputError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"checkpoint {path} cannot be read ({type(exc).__name__}{': ' + detail if detail else ''}); "
             "it is truncated, corrupted or not a unetkit checkpoint"
         ) from None
 

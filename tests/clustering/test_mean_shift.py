@@ -157,3 +157,46 @@ def test_large_image_is_fast_enough() -> None:
     elapsed = time.perf_counter() - t0
     assert_bijection(labels, gt)
     assert elapsed < 20  # about 1 s on 2 CPU cores; generous for loaded CI machines
+
+
+_PEAK_SCRIPT = """
+import gc, sys
+import numpy as np
+from unetkit.clustering import mean_shift
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
+def peak(n):
+    emb = np.random.default_rng(0).standard_normal((3, n, n), dtype=np.float32)
+    emb[:, : n // 2] += 8
+    gc.collect()
+    base = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # resets the peak resident memory (VmHWM)
+    mean_shift(emb, bandwidth=1.0, max_seeds=20, max_iter=1)
+    return status("VmHWM") - base
+
+peak(64)  # first call: one-off allocations (thread pools, caches)
+small, large = peak(128), peak(320)
+print((large - small) / (320**2 - 128**2))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory read from /proc (Linux)")
+def test_documented_memory_growth_per_pixel() -> None:
+    """The module docstring: peak memory grows by about (20 E + 45) bytes per pixel (105-115 for E = 3),
+    measured as the growth of the peak resident memory between two image sizes in a fresh process."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # freed blocks go back to the system at once
+    res = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, timeout=120, env=env)
+    if res.returncode != 0 and "clear_refs" in res.stderr:
+        pytest.skip("cannot reset the peak memory counter here (/proc/self/clear_refs)")
+    assert res.returncode == 0, res.stderr
+    per_pixel = float(res.stdout.strip())
+    assert 20 * 3 + 45 - 40 < per_pixel < 20 * 3 + 45 + 50, per_pixel  # it grows, at about the documented rate
+    assert "(20 E + 45) * P" in ms_module.__doc__

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from unetkit.data import io
+from unetkit.data.io.folders import SkippedFilesWarning
 from unetkit.errors import InputError, MissingFileError, UnetkitError
 
 ZARR3 = int(zarr.__version__.split(".")[0]) >= 3
@@ -506,7 +507,7 @@ def test_read_labels_dtype_rules(tmp_path):
 
     f[2, 3] = 0.5
     io.write_image(tmp_path / "half.h5", f, axes="YX")
-    expected = r"labels must be integers; got float32 with non-integer values, e\.g\. 0\.5"
+    expected = r"labels must be integers; labels in '.*half\.h5' have dtype float32 with non-integer values, e\.g\. 0\.5"
     with pytest.raises(InputError, match=expected):
         io.read_labels(tmp_path / "half.h5")
 
@@ -622,7 +623,8 @@ def test_list_images(tmp_path):
     io.write_image(tmp_path / "c.PNG", np.zeros((3, 4), np.uint8), axes="YX")
     (tmp_path / "._b.tif").write_bytes(b"")
     (tmp_path / "dir.tif").mkdir()
-    assert [p.name for p in io.list_images(tmp_path)] == ["a.ome.zarr", "b.tif", "c.PNG"]
+    with pytest.warns(SkippedFilesWarning, match=r"skipping 1 file\(s\) of unsupported type .*'notes\.txt'"):
+        assert [p.name for p in io.list_images(tmp_path)] == ["a.ome.zarr", "b.tif", "c.PNG"]
 
 
 def test_pair_images_labels(tmp_path):
@@ -631,7 +633,8 @@ def test_pair_images_labels(tmp_path):
         io.write_image(img / name, np.zeros((3, 4), np.uint8), axes="YX")
     for name in ["a.png", "b.tif", "c.zarr", "extra.tif"]:
         io.write_image(lab / name, np.zeros((3, 4), np.uint8), axes="YX")
-    pairs = io.pair_images_labels(img, lab)
+    with pytest.warns(SkippedFilesWarning, match=r"1 label file\(s\) .* have no image .*'extra\.tif'"):
+        pairs = io.pair_images_labels(img, lab)
     assert [(i.name, l.name) for i, l in pairs] == [
         ("a.tif", "a.png"), ("b.ome.zarr", "b.tif"), ("c.h5", "c.zarr")
     ]
@@ -663,3 +666,33 @@ def test_heavy_libraries_imported_lazily():
 def test_key_suffix_on_single_image_file_explained(tmp_path):
     with pytest.raises(InputError, match="hold a single image"):
         io.write_image(f"{tmp_path}/x.tif:raw", np.zeros((3, 4), np.uint8), axes="YX")
+
+
+# --------------------------------------------------------------------------------------------
+# new_array: out-of-core outputs, one key of a container replaced
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["c.zarr", "c.h5", "c.ome.zarr"])
+def test_new_array_replaces_only_its_key(tmp_path, target):
+    store = tmp_path / target
+    keep = np.arange(12, dtype=np.float32).reshape(3, 4)
+    io.write_image(f"{store}:raw", keep, axes="YX")
+    io.write_image(f"{store}:grp/other", keep + 1, axes="YX")
+    with io.new_array(f"{store}:grp/seg", shape=(3, 4), dtype=np.uint8, axes="YX") as out:  # a new key: no overwrite
+        out[...] = 1
+    with pytest.raises(InputError, match="already exists"):
+        with io.new_array(f"{store}:grp/seg", shape=(3, 4), dtype=np.uint8, axes="YX"):
+            pass
+    with pytest.raises(RuntimeError):  # a failure while writing: the old dataset stays
+        with io.new_array(f"{store}:grp/seg", shape=(3, 4), dtype=np.uint8, axes="YX", overwrite=True) as out:
+            out[...] = 7
+            raise RuntimeError("killed")
+    np.testing.assert_array_equal(io.read_image(f"{store}:grp/seg")[0], 1)
+    with io.new_array(f"{store}:grp/seg", shape=(3, 4), dtype=np.uint8, axes="YX", overwrite=True) as out:
+        out[...] = 2
+    np.testing.assert_array_equal(io.read_image(f"{store}:grp/seg")[0], 2)
+    np.testing.assert_array_equal(io.read_image(f"{store}:raw")[0], keep)
+    np.testing.assert_array_equal(io.read_image(f"{store}:grp/other")[0], keep + 1)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+    assert io.target_exists(f"{store}:grp/seg") and not io.target_exists(f"{store}:nope")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from unetkit.data.io import write_image
+from unetkit.data.io.folders import SkippedFilesWarning
 from unetkit.errors import InputError
 from unetkit.metrics.evaluate import METRICS, evaluate_arrays, evaluate_paths
 
@@ -85,19 +86,21 @@ def _write_pairs(root: Path) -> tuple[Path, Path]:
     write_image(gt_dir / "a.png", A_GT.astype(np.uint8), axes="YX")  # paired by stem
     write_image(pred_dir / "c.tif", C_PRED.astype(np.uint16), axes="YX")
     write_image(gt_dir / "c.tif", C_GT.astype(np.uint16), axes="YX")
-    write_image(gt_dir / "unused.tif", B.astype(np.uint8), axes="YX")  # labels without a prediction are ignored
+    write_image(gt_dir / "unused.tif", B.astype(np.uint8), axes="YX")  # labels without a prediction are not used
     return pred_dir, gt_dir
 
 
 def test_evaluate_paths_folders(tmp_path: Path) -> None:
     pred_dir, gt_dir = _write_pairs(tmp_path)
-    res = evaluate_paths(pred_dir, gt_dir, foreground=True)
+    with pytest.warns(SkippedFilesWarning, match="'unused.tif'"):  # labels without a prediction: named, not used
+        res = evaluate_paths(pred_dir, gt_dir, foreground=True)
     assert [r["name"] for r in res["images"]] == ["a.tif", "c.tif"]
     assert res["images"][0]["iou"] == pytest.approx(2 / 5)
     assert res["images"][1]["iou"] == pytest.approx(2 / 3)
     assert res["mean"]["dice"] == pytest.approx((4 / 7 + 4 / 5) / 2)
     same = evaluate_arrays([("a.tif", A_PRED, A_GT), ("c.tif", C_PRED, C_GT)])
-    assert evaluate_paths(pred_dir, gt_dir) == same
+    with pytest.warns(SkippedFilesWarning):
+        assert evaluate_paths(pred_dir, gt_dir) == same
 
 
 def test_evaluate_paths_single_files_and_formats(tmp_path: Path) -> None:
@@ -113,3 +116,18 @@ def test_evaluate_paths_missing_ground_truth(tmp_path: Path) -> None:
     write_image(pred_dir / "zzz.tif", B.astype(np.uint8), axes="YX")
     with pytest.raises(InputError, match="zzz"):
         evaluate_paths(pred_dir, gt_dir)
+
+
+def test_huge_label_ids_are_refused_not_allocated(tmp_path: Path) -> None:
+    """Label id 2**40 would need a (2**40)^2 confusion matrix: refused with the file named, quickly."""
+    big = np.zeros((8, 8), np.int64)
+    big[2:4, 2:4] = 2**40
+    with pytest.raises(InputError, match=r"big\.tif: class id 1099511627776 is too large.*--foreground"):
+        evaluate_arrays([("big.tif", big, big)])
+    assert evaluate_arrays([("big.tif", big, big)], foreground=True)["mean"]["iou"] == 1.0
+    with pytest.raises(InputError, match="num_classes 5000 is too large"):
+        evaluate_arrays([("big.tif", big, big)], num_classes=5000)
+    from unetkit.metrics import iou
+
+    with pytest.raises(InputError, match="class id 1099511627776 is too large"):
+        iou(big, big)

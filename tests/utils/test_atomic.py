@@ -46,3 +46,31 @@ def test_remove_stale_temporaries(tmp_path: Path) -> None:
 
     assert remove_stale_temporaries(tmp_path) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_stale_temporaries_of_one_target(tmp_path: Path) -> None:
+    """A killed write leaves ``.NAME.<hex>.tmp``; the next write of NAME removes it, others' stay.
+    A previous version moved aside (``.bak.tmp``) is put back when the target is missing."""
+    from unetkit.utils.atomic import remove_stale_temporaries
+
+    (tmp_path / ".a.zarr.0123456789ab.tmp").mkdir()
+    (tmp_path / ".b.zarr.0123456789ab.tmp").mkdir()
+    (tmp_path / ".c.zarr.0123456789ab.bak.tmp").mkdir()
+    (tmp_path / ".c.zarr.0123456789ab.bak.tmp" / "old").write_text("1")
+    with atomic_target(tmp_path / "a.zarr") as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.zarr.0123456789ab.tmp", ".c.zarr.0123456789ab.bak.tmp",
+                                                          "a.zarr"]
+    assert remove_stale_temporaries(tmp_path, "c.zarr") == 0  # restored, not removed
+    assert (tmp_path / "c.zarr" / "old").read_text() == "1"
+
+
+def test_errors_name_the_target_not_the_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.tif"
+    with pytest.raises(PermissionError) as err, atomic_target(target) as tmp:
+        raise PermissionError(13, "Permission denied", str(tmp))
+    assert err.value.filename == str(target)
+    with pytest.raises(OSError, match=r"out\.tif'") as err2, atomic_target(target) as tmp:
+        raise OSError(f"Unable to create file (name = '{tmp}')")  # h5py's style: the name inside the message
+    assert ".tmp" not in str(err2.value)
+    assert list(tmp_path.iterdir()) == []

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetkit.data.io import check_image, is_chunked_target, new_array, open_array, parse_location, validate_axes, write_image
+from unetkit.data.io import (check_image, is_chunked_target, new_array, open_array, parse_location, target_exists,
+                             validate_axes, write_image)
 from unetkit.data.normalize import make_normalizer, strided_sample
 from unetkit.errors import InputError
 from unetkit.inference.predict import predict
@@ -159,9 +160,10 @@ def predict_file(
     Returns:
         the path written.
     """
-    out_path, _ = parse_location(target)
-    if out_path.exists() and not overwrite:
-        raise InputError(f"output {out_path} already exists; pass --overwrite to replace it")
+    out_path, out_key = parse_location(target)
+    if not overwrite and target_exists(target):  # with a key: that dataset (other keys may be added)
+        raise InputError(f"output {out_path}{':' + out_key if out_key else ''} already exists; pass --overwrite to "
+                         "replace it")
     fn, drops_channels, dtype = _postprocess(task, output_type)
     ndim = cfg.model.ndim
     array, has_c = open_source(source, axes, ndim=ndim, channels=cfg.model.in_channels)

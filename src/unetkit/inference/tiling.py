@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -198,6 +199,33 @@ def _check_tile(net: Tileable, tile: tuple[int, ...], mode: Mode) -> None:
         )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the machine can still give (``MemAvailable``), or None when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - psutil missing or unsupported platform
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+
+
+def _check_tile_memory(net: Tileable, tile: tuple[int, ...], batch_size: int, budget: int | None) -> None:
+    """Refuse an explicit tile whose estimated activations exceed the budget or the free memory."""
+    need = net.activation_bytes(tile, batch_size)
+    free = available_memory()
+    for limit, what in ((budget, "the memory budget"), (free, "the memory available on this machine")):
+        if limit is not None and need > limit:
+            raise ShapeError(
+                f"tile shape {tile} (batch of {batch_size}) needs about {need / 2**20:,.0f} MiB of activations, more "
+                f"than {what} ({limit / 2**20:,.0f} MiB); choose a smaller tile shape"
+                + (" or raise --memory-budget" if limit is budget else "")
+                + ", or leave the tile shape out to pick the largest that fits"
+            )
+
+
 def _covering_tile(net: Tileable, image_shape: Sequence[int], mode: Mode) -> tuple[int, ...]:
     """Input shape of the single tile that predicts the whole image (the smallest that covers it)."""
     if mode == "exact":
@@ -290,6 +318,7 @@ def plan_tiles(
         if len(tile) != net.ndim:
             raise ShapeError(f"tile shape {tile} needs {net.ndim} values")
         _check_tile(net, tile, mode)
+        _check_tile_memory(net, tile, batch_size, memory_budget)
     elif memory_budget is None:
         tile = _covering_tile(net, shape, mode)
     else:

@@ -10,7 +10,7 @@ import numpy as np
 
 from unetkit.data.io import pair_images_labels, read_labels
 from unetkit.errors import InputError
-from unetkit.metrics.semantic import dice, iou
+from unetkit.metrics.semantic import MAX_CLASSES, _too_many_classes, dice, iou
 
 METRICS = {"iou": iou, "dice": dice}
 """Per-image metric functions by name; each takes (pred, gt, num_classes=...)."""
@@ -36,8 +36,14 @@ def evaluate_arrays(
         raise InputError("nothing to evaluate: no prediction / ground-truth pairs")
     if num_classes is not None and num_classes < 1:
         raise InputError(f"num_classes must be >= 1, got {num_classes}")
+    if num_classes is not None and num_classes > MAX_CLASSES:
+        raise InputError(f"num_classes {num_classes} is too large: at most {MAX_CLASSES} classes are scored per class")
     if num_classes is None and not foreground:
-        num_classes = max(2, *(int(max(p.max(initial=0), g.max(initial=0))) + 1 for _, p, g in pairs))
+        tops = [(int(max(p.max(initial=0), g.max(initial=0))), name) for name, p, g in pairs]
+        top, where = max(tops)
+        if top >= MAX_CLASSES:
+            raise _too_many_classes(top, f"{where}: ")
+        num_classes = max(2, top + 1)
     rows = []
     for name, pred, gt in pairs:
         if pred.shape != gt.shape:
@@ -45,7 +51,10 @@ def evaluate_arrays(
         if foreground:
             pred, gt = (pred > 0).astype(np.int64), (gt > 0).astype(np.int64)
         k = 2 if foreground else num_classes
-        rows.append({"name": name, **{m: float(METRICS[m](pred, gt, num_classes=k)) for m in metrics}})
+        try:
+            rows.append({"name": name, **{m: float(METRICS[m](pred, gt, num_classes=k)) for m in metrics}})
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from None
     mean = {m: float(np.nanmean([r[m] for r in rows])) for m in metrics}
     return {"images": rows, "mean": mean, "metrics": list(metrics), "foreground": foreground}
 

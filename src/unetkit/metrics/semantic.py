@@ -13,6 +13,18 @@ from numpy.typing import ArrayLike
 
 from unetkit.errors import InputError
 
+MAX_CLASSES = 4096
+"""Largest number of classes K scored per class (the confusion matrix holds K * K counts).
+Larger label ids are almost always instance ids: score them as foreground instead."""
+
+
+def _too_many_classes(top: int, where: str = "") -> InputError:
+    return InputError(
+        f"{where}class id {top} is too large: IoU and Dice are computed per class for class ids "
+        f"0..{MAX_CLASSES - 1}; label ids this large are usually instance ids, so score foreground vs "
+        "background instead (--foreground, or binarise the labels)"
+    )
+
 
 def confusion_matrix(
     pred: ArrayLike, target: ArrayLike, num_classes: int, *, ignore_index: int | None = None
@@ -29,6 +41,7 @@ def confusion_matrix(
     if ignore_index is not None:
         keep = t != ignore_index
         p, t = p[keep], t[keep]
+    _check_k(num_classes)
     p = p.ravel().astype(np.int64, copy=False)
     t = t.ravel().astype(np.int64, copy=False)
     for name, a in (("prediction", p), ("ground truth", t)):
@@ -58,12 +71,16 @@ def _reduce(scores: np.ndarray, include_background: bool, per_class: bool) -> fl
 def _num_classes(pred: np.ndarray, target: np.ndarray, ignore_index: int | None) -> int:
     t = target if ignore_index is None else target[target != ignore_index]
     top = max(int(pred.max(initial=0)), int(t.max(initial=0)))
+    if top >= MAX_CLASSES:
+        raise _too_many_classes(top)
     return max(top + 1, 2)
 
 
 def _check_k(num_classes: int) -> int:
     if num_classes < 1:
         raise InputError(f"num_classes must be >= 1, got {num_classes}")
+    if num_classes > MAX_CLASSES:
+        raise InputError(f"num_classes {num_classes} is too large: at most {MAX_CLASSES} classes are scored per class")
     return num_classes
 
 

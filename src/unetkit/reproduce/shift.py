@@ -43,6 +43,10 @@ from unetkit.models import UNet
 from unetkit.training import Trainer, validate_config
 from unetkit.tasks import EmbeddingTask
 
+OUTPUTS = ("report.md", "results.json", "a_same_looking_objects.png", "b_tile_and_stitch.png",
+           "c_constant_input.png", "runs")
+"""What :func:`run` writes into its folder (``unetkit reproduce`` refuses to replace them without --overwrite)."""
+
 DEPTH, FACTOR = 3, 2
 PERIOD = FACTOR**DEPTH  # f^l = 8
 RADIUS = 5
@@ -519,6 +523,5 @@ def run(out: str | Path = "unetkit-reproduce/shift", *, budget: str = "full", ve
     results = {"a": a["results"], "b": bb["results"], "c": c["results"], "seconds": seconds, "budget": budget}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     _figures(out, a, bb, c)
-    report = _report(out, results, seconds, b)
-    say(f"report: {report}")
+    _report(out, results, seconds, b)
     return results

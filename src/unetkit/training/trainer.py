@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -78,6 +79,33 @@ def check_training_window(model: nn.Module, output_shape: tuple[int, ...]) -> st
             f"trained together and predictions jump on the f^l grid lines (Rumberger et al.){fix}")
 
 
+RUN_FILES = ("config.yaml", "model.json", "metrics.jsonl", "training.png", "checkpoints/last.pt",
+             "checkpoints/best.pt")
+"""Files a new run writes into its folder (relative paths)."""
+
+
+def check_new_run_folder(run_dir: Path) -> None:
+    """Refuse a run folder that is not a folder, or that holds files a new run would replace.
+
+    Checked before any data are loaded, so a bad ``out=`` fails at once and nothing is overwritten.
+    """
+    run_dir = Path(run_dir)
+    for folder in (run_dir, *run_dir.parents):  # the nearest existing folder must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is an existing file" if folder == run_dir else f"is inside {folder}, which is a file"
+                raise ConfigError(f"out={run_dir} {where}, not a run folder; choose another out=...")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ConfigError(f"out={run_dir}: the folder {folder} is not writable; choose another out=...")
+            break
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if taken:
+        raise ConfigError(
+            f"run folder {run_dir} already holds {', '.join(taken)}, which a new run would replace (it holds no "
+            "resumable run: no checkpoints/last.pt); choose another out=..., or move those files away"
+        )
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, mode: str) -> Any:
     sch = cfg.scheduler
     if sch.name == "cosine":
@@ -126,6 +154,8 @@ class Trainer:
                 f"run folder {self.run_dir} already holds a run ({last}); resume it with "
                 f"`unetkit train --resume {self.run_dir}` or choose another out=..."
             )
+        if not resume:
+            check_new_run_folder(self.run_dir)
         if cfg.training.threads:
             torch.set_num_threads(cfg.training.threads)
         torch.manual_seed(cfg.seed)

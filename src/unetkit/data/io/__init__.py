@@ -47,7 +47,7 @@ from unetkit.data.io.axes import (
     validate_axes_for,
 )
 from unetkit.data.io.checks import check_image, check_labels
-from unetkit.data.io.create import is_chunked_target, new_array
+from unetkit.data.io.create import is_chunked_target, new_array, target_exists
 from unetkit.data.io.folders import list_images, pair_images_labels
 from unetkit.data.io.hdf5 import open_hdf5, read_hdf5, write_hdf5
 from unetkit.data.io.lazy import DropAxes
@@ -68,6 +68,7 @@ from unetkit.utils.atomic import atomic_target
 __all__ = [
     "is_chunked_target",
     "new_array",
+    "target_exists",
     "CANONICAL_AXES",
     "SUPPORTED_SUFFIXES",
     "parse_location",

@@ -67,15 +67,15 @@ def check_labels(labels: np.ndarray, axes: str, *, name: str) -> tuple[np.ndarra
         if not finite.all():
             bad = labels[~finite]
             raise InputError(
-                f"labels must be integers; got {labels.dtype} with {bad.size} non-finite "
+                f"labels must be integers; {name} have dtype {labels.dtype} with {bad.size} non-finite "
                 f"values, e.g. {float(bad[0])}"
             )
         frac = labels != np.round(labels)
         if frac.any():
             example = labels[frac][0]
             raise InputError(
-                f"labels must be integers; got {labels.dtype} with non-integer values, "
-                f"e.g. {example.item():g}"
+                f"labels must be integers; {name} have dtype {labels.dtype} with non-integer "
+                f"values, e.g. {example.item():g}"
             )
         labels = labels.astype(np.int64)
         kind = "i"

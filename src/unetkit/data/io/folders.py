@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 from unetkit.data.io.paths import PathLike, suffixes_text, supported_suffix
 from unetkit.errors import InputError, MissingFileError
+
+
+class SkippedFilesWarning(UserWarning):
+    """Files in a data folder that are not used (unsupported type, or a label without an image)."""
+
+
+def _names(paths: list[pathlib.Path], limit: int = 5) -> str:
+    shown = ", ".join(repr(p.name) for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def _stem(p: pathlib.Path) -> str:
@@ -18,25 +28,37 @@ def list_images(folder: PathLike) -> list[pathlib.Path]:
 
     ``.zarr`` / ``.ome.zarr`` directories count as images; other directories and hidden names
     (starting with '.', e.g. macOS '._x.tif' files and unfinished temporary writes) do not.
+    Other files (unsupported types) are skipped with a :class:`SkippedFilesWarning` naming them.
     """
     d = pathlib.Path(folder)
     if not d.exists():
         raise MissingFileError(f"no such folder: '{d}'")
     if not d.is_dir():
         raise InputError(f"'{d}' is a file, not a folder of images")
-    found = []
+    found, skipped = [], []
     for entry in d.iterdir():
         if entry.name.startswith("."):
             continue
         suffix = supported_suffix(entry.name)
         if suffix is None:
+            if not entry.is_dir():
+                skipped.append(entry)
             continue
         if entry.is_dir() and not suffix.endswith(".zarr"):
             continue
         found.append(entry)
+    skipped.sort()
     if not found:
+        also = f" (unsupported: {_names(skipped)})" if skipped else ""
         raise InputError(
-            f"the folder '{d}' contains no images; supported suffixes are {suffixes_text()}"
+            f"the folder '{d}' contains no images{also}; supported suffixes are {suffixes_text()}"
+        )
+    if skipped:
+        warnings.warn(
+            f"skipping {len(skipped)} file(s) of unsupported type in '{d}': {_names(skipped)}; "
+            f"supported suffixes are {suffixes_text()}",
+            SkippedFilesWarning,
+            stacklevel=2,
         )
     return sorted(found)
 
@@ -60,7 +82,8 @@ def pair_images_labels(
     """Pair images with labels by name without the suffix ('a.tif' pairs with 'a.png').
 
     Returns ``(image, label)`` pairs sorted by image path. Every image must have a label
-    (:class:`InputError` lists up to 5 unmatched names); labels without an image are ignored.
+    (:class:`InputError` lists up to 5 unmatched names); labels without an image are not used
+    (a :class:`SkippedFilesWarning` names them).
     """
     images = _by_stem(list_images(image_dir), image_dir)
     labels = _by_stem(list_images(label_dir), label_dir)
@@ -71,5 +94,13 @@ def pair_images_labels(
         raise InputError(
             f"{len(missing)} of {len(images)} images in '{image_dir}' have no label in "
             f"'{label_dir}': {shown}{more}; labels are matched by file name without the suffix"
+        )
+    unused = sorted(p for s, p in labels.items() if s not in images)
+    if unused:
+        warnings.warn(
+            f"{len(unused)} label file(s) in '{label_dir}' have no image in '{image_dir}' and are not used: "
+            f"{_names(unused)}",
+            SkippedFilesWarning,
+            stacklevel=2,
         )
     return sorted(((p, labels[s]) for s, p in images.items()), key=lambda t: t[0])

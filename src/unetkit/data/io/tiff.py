@@ -25,7 +25,12 @@ def read_tiff(p: pathlib.Path, axes: str | None) -> tuple[np.ndarray, str]:
         if not tif.series:
             raise InputError(f"the TIFF file '{p}' contains no image data")
         series = tif.series[0]
-        data = series.asarray()
+        try:
+            data = series.asarray()
+        except Exception as exc:  # noqa: BLE001 - truncated or corrupt pixel data
+            detail = " ".join(str(exc).split())[:200]
+            raise InputError(f"cannot read the pixel data of '{p}' ({type(exc).__name__}: {detail}); the file is "
+                             "truncated or corrupted") from None
         squeezed_axes = series.axes
         full_shape = tuple(series.get_shape(False))
     if axes is not None:

@@ -234,14 +234,15 @@ def write_zarr(
 ) -> None:
     """Write ``data`` at ``key`` of the store ``target`` (no key: the store is replaced).
 
-    A new store is written to a temporary folder and moved into place; a key added to an
-    existing store is written in place (a store is a directory tree).
+    A new store is written to a temporary folder and moved into place; a key of an existing
+    store is written under a hidden name in its group and renamed into place, so the store's
+    other arrays are never touched.
     """
     stem = target.name[: -len(supported_suffix(target.name) or "")] or target.name
     if key is not None:
         key = key.strip("/") or None
     if key is not None and target.exists():
-        # Add to / replace inside an existing store, in place (a store is a directory tree).
+        # Add to / replace one key of an existing store (a store is a directory tree).
         root = _open_root(target, "r")
         if not _is_group(root):
             raise InputError(
@@ -253,10 +254,17 @@ def write_zarr(
                 f"key {key!r} already exists in '{target}' and overwrite=False; pass "
                 f"overwrite=True or choose another key"
             )
-        _write_into(
-            target, key, data, canon, ome=ome, compression=compression,
-            zarr_format=_format_of(root), image_name=stem,
-        )
+        # built under a hidden name in the key's group, then renamed into place: the other
+        # datasets are never touched, and the old one stays until the new one is complete
+        zarr_format = _format_of(root)
+        parent, _, leaf = key.rpartition("/")
+        if parent:
+            _open_group(target, "a", zarr_format).require_group(parent)
+        with atomic_target(target / parent / leaf if parent else target / leaf) as tmp:
+            _write_into(
+                tmp, None, data, canon, ome=ome, compression=compression,
+                zarr_format=zarr_format, image_name=stem,
+            )
         return
     with atomic_target(target) as tmp:
         if key is not None:
