@@ -171,12 +171,12 @@ def run_plan(
 
     bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=not (progress and sys.stderr.isatty()))
     try:
-        with fast_layout(model, net.ndim):
+        with fast_layout(model, net.ndim) as memory_format:
             tiles = list(plan.tiles())
             for start in range(0, len(tiles), batch_size):
                 chunk = tiles[start : start + batch_size]
                 batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
-                result = forward_batch(run, batch, device, net.ndim)
+                result = forward_batch(run, batch, device, memory_format)
                 for t, y in zip(chunk, result):
                     kept = y[(slice(None), *t.keep)]
                     if blend:
