@@ -20,6 +20,19 @@ After a few warm-up iterations the contenders are interleaved (A B C, then C B A
 shared machine are noise; the result is the ratio ``unetkit / other`` of images per second
 (> 1: unetkit is faster).
 
+Efficiency against the hardware. In the same process, a ``--peak-size``^2 float32 matmul
+(2048^2: 2 * 2048^3 FLOP) is interleaved with the contenders as the attainable peak; the
+FLOPs of one U-Net pass are counted with ``torch.utils.flop_counter.FlopCounterMode``. Printed
+as achieved GFLOP/s and as the fraction of that peak:
+
+* ``training step``: unetkit's forward + backward (the iteration above);
+* ``inference before``: one batch through unetkit's U-Net (with ``--inference-norm``, default
+  batch norm as in the presets) as ``predict`` ran it before ``unetkit.inference.fast``: NCHW,
+  ``torch.no_grad``;
+* ``inference after``: the same batch through ``unetkit.inference.fast`` (batch norm folded,
+  channels-last, ``torch.inference_mode``), i.e. what ``predict`` and the dask workers run now;
+  the script asserts that its output is within 1e-5 of the plain pass.
+
 Run ``python benchmarks/unet_throughput.py`` (2-D valid and 2-D same config, < 60 s on 2 CPU
 cores) or see ``--help``.
 """
@@ -27,10 +40,12 @@ cores) or see ``--help``.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import importlib.util
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -43,9 +58,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unetkit.inference.fast import forward_batch, to_fast_layout
 from unetkit.models import UNet
 
 TOLERANCE = 1e-5
+PEAK_SIZE = 2048
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +251,58 @@ def time_interleaved(
 
 
 # ---------------------------------------------------------------------------------------------
+# Efficiency: FLOPs against the matmul peak
+# ---------------------------------------------------------------------------------------------
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of the torch operations ``fn`` runs (forward and, if it calls backward, backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def make_matmul(size: int, device: torch.device) -> tuple[Callable[[], None], int]:
+    """A ``size x size`` float32 matmul step and its FLOPs (2 size^3)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+
+    def step() -> None:
+        torch.mm(a, b)
+
+    return step, 2 * size**3
+
+
+def inference_steps(model: nn.Module, x: Tensor) -> tuple[Callable[[], None], Callable[[], None], float]:
+    """(before, after, max |after - before|) for one batch ``x`` ``(N, C, *S)`` through ``model``.
+
+    before: NCHW under ``torch.no_grad``, NumPy in and out (``predict``'s batch step before
+    :mod:`unetkit.inference.fast`); after: :func:`~unetkit.inference.fast.forward_batch` on a copy
+    rewritten by :func:`~unetkit.inference.fast.to_fast_layout` (as on a dask worker; in-process
+    ``predict`` applies the same rewrite for the duration of a prediction).
+    """
+    model = model.eval()
+    fast = copy.deepcopy(model)
+    fmt = to_fast_layout(fast, x.dim() - 2)
+    batch = x.cpu().numpy()
+    device = x.device
+
+    @torch.no_grad()
+    def before() -> Any:
+        return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+    def after() -> Any:
+        return forward_batch(fast, batch, device, fmt)
+
+    diff = float(abs(after() - before()).max())
+    return before, after, diff
+
+
+def efficiency(flops: int, seconds: float, peak: float) -> dict[str, float]:
+    achieved = flops / seconds
+    return {"gflops": achieved / 1e9, "fraction_of_peak": achieved / peak}
+
+
+# ---------------------------------------------------------------------------------------------
 # One configuration
 # ---------------------------------------------------------------------------------------------
 def run_config(
@@ -250,8 +319,11 @@ def run_config(
     device: str,
     torch_em: bool,
     seed: int = 0,
+    peak_size: int = PEAK_SIZE,
+    inference_norm: str | None = "batch",
 ) -> dict[str, Any]:
-    """Build the contenders, check the reference against unetkit, time them; a result dict."""
+    """Build the contenders, check the reference against unetkit, time them and the inference
+    paths against the matmul peak; a result dict."""
     dev = torch.device(device)
     torch.manual_seed(seed)
     cfg = dict(ndim=ndim, depth=depth, factor=2, base_features=base_features, growth=2, convs_per_level=2,
@@ -294,7 +366,27 @@ def run_config(
     for m in models.values():
         m.train()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    times = time_interleaved({k: make_step(m, x) for k, m in models.items()}, rounds, warmup, sync)
+    matmul, matmul_flops = make_matmul(peak_size, dev)
+    train_flops = count_flops(make_step(uk, x))
+    times = time_interleaved({**{k: make_step(m, x) for k, m in models.items()}, "matmul": matmul}, rounds, warmup,
+                             sync)
+    peak_train = matmul_flops / statistics.median(times.pop("matmul"))
+
+    # inference: plain NCHW against the fast path, interleaved with the matmul again
+    torch.manual_seed(seed)
+    net = UNet(1, 1, norm=inference_norm, **cfg).to(dev).eval()  # type: ignore[arg-type]
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    before, after, inference_diff = inference_steps(net, x)
+    assert inference_diff <= TOLERANCE, f"fast inference differs from the plain pass by {inference_diff} > {TOLERANCE}"
+    with torch.no_grad():
+        inference_flops = count_flops(lambda: net(x))
+    inf_times = time_interleaved({"before": before, "after": after, "matmul": matmul}, rounds, warmup, sync)
+    peak_inf = matmul_flops / statistics.median(inf_times.pop("matmul"))
+    inf_med = {k: statistics.median(v) for k, v in inf_times.items()}
 
     med = {k: statistics.median(v) for k, v in times.items()}
     result: dict[str, Any] = {
@@ -307,6 +399,15 @@ def run_config(
         "ratio": {},
         "paired_ratio_median": {},
         "notes": notes,
+        "peak": {"matmul_size": peak_size, "gflops_training": peak_train / 1e9, "gflops_inference": peak_inf / 1e9},
+        "flops": {"training_step": train_flops, "inference": inference_flops},
+        "efficiency": {
+            "training_step": efficiency(train_flops, med["unetkit"], peak_train),
+            "inference_before": efficiency(inference_flops, inf_med["before"], peak_inf),
+            "inference_after": efficiency(inference_flops, inf_med["after"], peak_inf),
+        },
+        "inference": {"norm": inference_norm, "seconds_before": inf_med["before"], "seconds_after": inf_med["after"],
+                      "speedup": inf_med["before"] / inf_med["after"], "max_output_difference": inference_diff},
     }
     for other in models:
         if other == "unetkit":
@@ -339,6 +440,18 @@ def format_result(res: dict[str, Any]) -> str:
         lines.append(
             f"  {name:<10} {res['params'][name]:>10} {t * 1e3:>9.1f} {res['images_per_second'][name]:>9.2f} {ratio:>10}"
         )
+    eff, inf, peak = res["efficiency"], res["inference"], res["peak"]
+    lines.append(
+        f"  fraction of the {peak['matmul_size']}^2 fp32 matmul peak ({peak['gflops_training']:.1f} / "
+        f"{peak['gflops_inference']:.1f} GFLOP/s during the training / inference timings):"
+    )
+    rows = [("training step (unetkit)", "training_step"),
+            ("inference before (NCHW, no_grad)", "inference_before"),
+            (f"inference after (fast path, norm={inf['norm']})", "inference_after")]
+    for label, key in rows:
+        lines.append(f"  {label:<40} {eff[key]['gflops']:>8.1f} GFLOP/s {eff[key]['fraction_of_peak']:>7.3f}")
+    lines.append(f"  inference speed-up after / before {inf['speedup']:.2f}x, max |output difference| "
+                 f"{inf['max_output_difference']:.1e}")
     lines += [f"  note: {n}" for n in res["notes"]]
     return "\n".join(lines)
 
@@ -362,7 +475,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-torch-em", dest="torch_em", action="store_false", help="do not try torch-em")
     p.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    p.add_argument("--peak-size", type=int, default=PEAK_SIZE, help="edge of the float32 matmul taken as the peak")
+    p.add_argument("--inference-norm", choices=("batch", "none"), default="batch",
+                   help="norm of the U-Net in the inference timings")
     return p.parse_args(argv)
+
+
+def _load() -> float | None:
+    """1-minute load average (None where the OS has none): how busy the machine was."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -371,17 +492,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     paddings = [args.padding] if args.padding else ["valid", "same"]
+    load_before = _load()
+    print(f"load average (1 min) before: {load_before}, torch threads: {torch.get_num_threads()}", flush=True)
     results = []
     for padding in paddings:
         res = run_config(
             ndim=args.ndim, depth=args.depth, size=args.size, batch=args.batch, rounds=args.rounds,
             warmup=args.warmup, padding=padding, upsampling=args.upsampling, base_features=args.features,
-            device=args.device, torch_em=args.torch_em,
+            device=args.device, torch_em=args.torch_em, peak_size=args.peak_size,
+            inference_norm=None if args.inference_norm == "none" else args.inference_norm,
         )
         print(format_result(res), flush=True)
         results.append(res)
+    load_after = _load()
+    print(f"load average (1 min) after: {load_after}", flush=True)
     report = {
         "results": results,
+        "load_average": {"before": load_before, "after": load_after},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),

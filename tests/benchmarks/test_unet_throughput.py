@@ -15,7 +15,7 @@ def bench():  # noqa: ANN201
     yield from load_script("unet_throughput")
 
 
-TINY = ["--depth", "2", "--size", "44", "--batch", "1", "--rounds", "2", "--warmup", "1"]
+TINY = ["--depth", "2", "--size", "44", "--batch", "1", "--rounds", "2", "--warmup", "1", "--peak-size", "256"]
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,15 @@ def test_main_tiny(bench, extra, tmp_path):
             assert math.isfinite(ratio) and ratio > 0, (name, ratio)
         for ips in res["images_per_second"].values():
             assert math.isfinite(ips) and ips > 0
+        # efficiency against the matmul peak: FLOPs counted, fractions sane, fast inference exact
+        assert res["peak"]["matmul_size"] == 256 and res["peak"]["gflops_inference"] > 0
+        assert res["flops"]["training_step"] > 2 * res["flops"]["inference"] > 0  # backward ~ 2x forward
+        assert set(res["efficiency"]) == {"training_step", "inference_before", "inference_after"}
+        for name, eff in res["efficiency"].items():
+            assert 0 < eff["fraction_of_peak"] < 1.5 and eff["gflops"] > 0, (name, eff)
+        assert res["inference"]["max_output_difference"] <= bench.TOLERANCE
+        assert res["inference"]["speedup"] > 0 and res["inference"]["norm"] == "batch"
+    assert report["load_average"].keys() == {"before", "after"}
     assert json.loads(out.read_text())["results"][0]["params"] == results[0]["params"]
 
 

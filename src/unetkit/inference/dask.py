@@ -97,7 +97,7 @@ class TileError(UnetkitError, RuntimeError):
 # worker side: per-process caches (a worker process of a LocalCluster, or any dask worker)
 
 _LOCK = threading.Lock()
-_MODELS: OrderedDict[tuple, nn.Module] = OrderedDict()
+_MODELS: OrderedDict[tuple, tuple[nn.Module, torch.memory_format]] = OrderedDict()
 _SOURCES: OrderedDict[tuple, Any] = OrderedDict()
 _STATE: dict[str, Any] = {"builds": 0, "threads": None}
 _IN_FLIGHT: dict[str, int] = {}  # run id -> tasks of that run executing in this process
@@ -154,8 +154,9 @@ def _build_from_blob(blob: bytes) -> nn.Module:
     return model
 
 
-def _worker_model(spec: tuple, blob: bytes | None, device: str) -> nn.Module:
-    """The cached model of ``spec`` on this worker, built at most once per key."""
+def _worker_model(spec: tuple, blob: bytes | None, device: str) -> tuple[nn.Module, torch.memory_format]:
+    """The cached model of ``spec`` on this worker, built at most once per key and rewritten for
+    inference (:func:`~unetkit.inference.fast.to_fast_layout`), with its input memory format."""
     from unetkit.runs import checkpoint_path, load_model
 
     if spec[0] == "run":
@@ -173,9 +174,10 @@ def _worker_model(spec: tuple, blob: bytes | None, device: str) -> nn.Module:
         else:
             assert blob is not None
             model = _build_from_blob(blob)
-        model = to_fast_layout(model.to(device).eval(), as_tileable(model).ndim)  # a private copy: for good
+        model = model.to(device)
+        memory_format = to_fast_layout(model, as_tileable(model).ndim)  # a private copy: rewritten for good
         _STATE["builds"] += 1
-        return _remember(_MODELS, key, model)
+        return _remember(_MODELS, key, (model, memory_format))
 
 
 def _worker_source(spec: tuple) -> Any:
@@ -223,13 +225,13 @@ def _run_tiles(job: dict[str, Any], blob: bytes | None, tiles: list[Tile]) -> li
         from unetkit.runs import select_device
 
         _set_threads(job["threads"])
-        model = _worker_model(job["model"], blob, str(select_device(job["device"], setting="--device")))
+        model, memory_format = _worker_model(job["model"], blob, str(select_device(job["device"], setting="--device")))
         source = _worker_source(job["source"])
         plan: TilePlan = job["plan"]
         batch = np.stack([read_tile(source, plan, t, channels=job["channels"], transform=job["transform"])
                           for t in tiles])
         device = next(model.parameters()).device
-        result = forward_batch(model, batch, device, plan.ndim)
+        result = forward_batch(model, batch, device, memory_format)
         if run_id in _ABORTED:  # the client waits for this task (in flight) before removing the target
             return []
         out = _open_target(job["target"])

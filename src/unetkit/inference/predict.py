@@ -66,7 +66,6 @@ def _check_dtype(array: Any) -> None:
         raise InputError(f"image of shape {tuple(array.shape)} has dtype {dtype}, which is not a real numeric type")
 
 
-@torch.no_grad()
 def predict(
     model: nn.Module,
     array: Any,
@@ -87,8 +86,9 @@ def predict(
         model: a :class:`~unetkit.models.protocol.Tileable` ``nn.Module`` (a unetkit U-Net).
         array: ``([C,] [Z,] Y, X)`` image (C may be omitted for one input channel), or a stack
             ``(N, C, *S)``. NumPy, or a lazy ``zarr.Array`` / ``h5py.Dataset`` (read tile by tile).
-        tile_shape: network input tile shape; default: the largest whose activations fit
-            ``memory_budget`` (see :func:`~unetkit.inference.tiling.plan_tiles`).
+        tile_shape: network input tile shape; default: one tile covering the image if its
+            activations fit ``memory_budget``, else the largest tile whose batch fits (see
+            :func:`~unetkit.inference.tiling.plan_tiles`).
         batch_size: tiles per forward pass.
         memory_budget: bytes for one batch of tiles; ``None``: the whole image in one tile.
         mode: ``"exact"`` (valid padding), ``"halo-crop"`` or ``"blend"`` (same padding; not
@@ -150,7 +150,10 @@ def run_plan(
     predictor: Predictor | None = None,
 ) -> Any:
     """Execute a :class:`TilePlan`: read tiles, run ``predictor`` (default: the model) in batches
-    (:func:`~unetkit.inference.fast.forward_batch`), stitch into ``out``."""
+    (:func:`~unetkit.inference.fast.forward_batch`, the model rewritten by
+    :func:`~unetkit.inference.fast.fast_layout` meanwhile), stitch into ``out``. Warns
+    (:class:`InexactTilingWarning`) when the plan stitches several tiles of a model that does not
+    tile exactly."""
     net = as_tileable(model)
     run = model if predictor is None else predictor
     c_out = int(getattr(run, "out_channels", net.out_channels))
@@ -171,12 +174,12 @@ def run_plan(
 
     bar = tqdm(total=plan.n_tiles, desc="tiles", unit="tile", disable=not (progress and sys.stderr.isatty()))
     try:
-        with fast_layout(model, net.ndim):
+        with fast_layout(model, net.ndim) as memory_format:
             tiles = list(plan.tiles())
             for start in range(0, len(tiles), batch_size):
                 chunk = tiles[start : start + batch_size]
                 batch = np.stack([read_tile(array, plan, t, channels=channels, transform=transform) for t in chunk])
-                result = forward_batch(run, batch, device, net.ndim)
+                result = forward_batch(run, batch, device, memory_format)
                 for t, y in zip(chunk, result):
                     kept = y[(slice(None), *t.keep)]
                     if blend:

@@ -345,7 +345,8 @@ def warn_if_inexact(model: Tileable, plan: TilePlan, *, stacklevel: int = 2) -> 
     hint = (f"one tile covering the image (~{need / 2**20:.0f} MiB of activations) gives the whole-image "
             "prediction: raise memory_budget to that or pass memory_budget=None")
     warnings.warn(
-        f"{plan.mode} tiling with {plan.n_tiles} tiles is not exact for this {type(net).__name__}: "
+        f"tiled prediction ({plan.n_tiles} {'grid-aligned' if plan.mode == 'exact' else plan.mode} tiles) is not "
+        f"exact for this {type(net).__name__}: "
         f"{net.tiling_inexact_reason}; {hint}",
         InexactTilingWarning,
         stacklevel=stacklevel + 1,
