@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import nn
 
 from unetkit.errors import ConfigError
-from unetkit.utils.schema import Strict, validate_section
+from unetkit.utils.schema import Strict, validate_named_section
 
 
 class ModelConfig(Strict):
@@ -96,12 +96,8 @@ def model_entry(name: Any) -> ModelEntry:
 
 def validate_model_config(raw: Any, *, prefix: Sequence[str] = ("model",), source: str | None = None) -> ModelConfig:
     """Validate a ``model`` section (a dict with ``name``, default ``"unet"``) with its model's schema."""
-    if isinstance(raw, dict):
-        raw = {"name": DEFAULT_MODEL, **raw}
-        entry = model_entry(raw["name"])
-        return validate_section(entry.config, raw, prefix, source=source,
-        unknown_hint=f"not a setting of model {raw['name']!r}")
-    return validate_section(ModelConfig, raw, prefix, source=source)  # raises: not a mapping
+    return validate_named_section(raw, kind="model", default=DEFAULT_MODEL, schema_of=lambda n: model_entry(n).config,
+                                  base=ModelConfig, prefix=prefix, source=source)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

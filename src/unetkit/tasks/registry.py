@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from unetkit.errors import ConfigError
 from unetkit.tasks.base import Task, TaskConfig
-from unetkit.utils.schema import validate_section
+from unetkit.utils.schema import validate_named_section
 
 if TYPE_CHECKING:  # pragma: no cover
     from unetkit.models.registry import ModelConfig
@@ -57,11 +57,8 @@ def task_class(name: Any) -> type[Task]:
 
 def validate_task_config(raw: Any, *, prefix: Sequence[str] = ("task",), source: str | None = None) -> TaskConfig:
     """Validate a ``task`` section (a dict with ``name``, default ``"semantic"``) with its task's schema."""
-    if isinstance(raw, dict):
-        raw = {"name": DEFAULT_TASK, **raw}
-        return validate_section(task_class(raw["name"]).config, raw, prefix, source=source,
-               unknown_hint=f"not a setting of task {raw['name']!r}")
-    return validate_section(TaskConfig, raw, prefix, source=source)  # raises: not a mapping
+    return validate_named_section(raw, kind="task", default=DEFAULT_TASK, schema_of=lambda n: task_class(n).config,
+                                  base=TaskConfig, prefix=prefix, source=source)
 
 
 def build_task(task_cfg: TaskConfig, model_cfg: ModelConfig) -> Task:

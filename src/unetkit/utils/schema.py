@@ -9,7 +9,7 @@ values come from (a YAML file, ``key=value`` overrides, a run folder's ``model.j
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -72,3 +72,15 @@ def validate_section(schema: type[S], raw: Any, prefix: Sequence[str] = (), *, s
     except ValidationError as exc:
         raise_config_errors(error_lines(exc, prefix, unknown_hint=unknown_hint), source=source)
         raise  # pragma: no cover -- error_lines is never empty for a ValidationError
+
+
+def validate_named_section(raw: Any, *, kind: str, default: str, schema_of: Callable[[Any], type[S]],
+                           base: type[S], prefix: Sequence[str], source: str | None = None) -> S:
+    """Validate a section chosen by its ``name`` key (``model``, ``task``) with the schema
+    ``schema_of(name)`` returns (``default`` when ``name`` is absent); unknown keys are reported
+    as "not a setting of {kind} '{name}'". A non-mapping is refused via ``base``."""
+    if not isinstance(raw, dict):
+        return validate_section(base, raw, prefix, source=source)  # raises: not a mapping
+    raw = {"name": default, **raw}
+    return validate_section(schema_of(raw["name"]), raw, prefix, source=source,
+                            unknown_hint=f"not a setting of {kind} {raw['name']!r}")
