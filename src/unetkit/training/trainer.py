@@ -219,8 +219,8 @@ class Trainer:
         if changed:
             raise ConfigError(
                 f"cannot resume {self.run_dir} with a different model: {', '.join(changed)}; the checkpoint's "
-                "weights only fit the model they were trained with. Keys that may change on resume: training.*, "
-                "data.*, optimizer.lr; start a new run (another out=...) to change the model"
+                "weights only fit the model they were trained with. Keys that may change on resume: training.* (e.g. iterations) "
+                "and data.*; start a new run (another out=...) to change the model"
             )
 
     # ------------------------------------------------------------------ state
