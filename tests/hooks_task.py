@@ -9,7 +9,6 @@ model as the inference predictor.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from unetkit.tasks import TASKS, SemanticTask, TaskConfig, register_task
+from unetkit.tasks.momentum import MomentumNetwork
 
 
 class HooksTaskConfig(TaskConfig):
@@ -34,7 +34,7 @@ class HooksTask(SemanticTask):
     def __init__(self, num_classes: int, decay: float, noise: float) -> None:
         super().__init__(num_classes, labels="foreground")
         self.decay, self.noise = decay, noise
-        self.ema: nn.Module | None = None
+        self.ema: MomentumNetwork | None = None
         self.updates = 0
         self.calls = {"setup": 0, "make_batch": 0, "training_step": 0, "after_step": 0, "predictor": 0}
 
@@ -44,7 +44,7 @@ class HooksTask(SemanticTask):
 
     def setup(self, model: nn.Module) -> None:
         self.calls["setup"] += 1
-        self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.ema = MomentumNetwork(model, momentum=self.decay)
 
     def trainable_parameters(self, model: nn.Module) -> Iterable[nn.Parameter]:
         return (p for n, p in model.named_parameters() if n != "head.bias")
@@ -60,7 +60,7 @@ class HooksTask(SemanticTask):
         assert self.ema is not None
         loss, parts = self.loss(model(batch["image"]), batch["target"])
         with torch.no_grad():
-            teacher = self.ema.eval()(batch["view2"])
+            teacher = self.ema(batch["view2"])
         consistency = torch.mean((model(batch["view2"]) - teacher) ** 2)
         return loss + consistency, {**parts, "consistency": float(consistency.detach())}
 
@@ -68,11 +68,7 @@ class HooksTask(SemanticTask):
     def after_step(self, model: nn.Module, step: int) -> None:
         self.calls["after_step"] += 1
         assert self.ema is not None
-        for e, p in zip(self.ema.state_dict().values(), model.state_dict().values()):
-            if e.is_floating_point():
-                e.mul_(self.decay).add_(p, alpha=1 - self.decay)
-            else:
-                e.copy_(p)
+        self.ema.update(model)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:
@@ -87,7 +83,7 @@ class HooksTask(SemanticTask):
     def predictor(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
         self.calls["predictor"] += 1
         assert self.ema is not None
-        return self.ema.eval()
+        return self.ema
 
 
 def ensure_registered() -> type[HooksTask]:

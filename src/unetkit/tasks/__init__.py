@@ -6,6 +6,7 @@ with their config schema (:func:`register_task`).
 """
 
 from unetkit.tasks.base import IGNORE, Batch, MetricAccumulator, Task, TaskConfig, predict_labels
+from unetkit.tasks.momentum import MomentumNetwork
 from unetkit.tasks.registry import (
     TASKS,
     build_task,
@@ -24,6 +25,7 @@ __all__ = [
     "EmbeddingTask",
     "EmbeddingTaskConfig",
     "MetricAccumulator",
+    "MomentumNetwork",
     "SemanticTask",
     "SemanticTaskConfig",
     "Task",
