@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
     ev.add_argument("-p", "--pred", required=True, type=Path, help="prediction file or folder")
     ev.add_argument("-g", "--gt", required=True, type=Path, help="ground-truth file or folder (paired by file name)")
-    ev.add_argument("--metrics", default="iou,dice", help="comma-separated: iou, dice")
+    ev.add_argument("--metrics", default="iou,dice",
+                    help="comma-separated: iou, dice (class ids); sbd, dic, abs_dic, seg_acc, mean_seg_acc, arand, "
+                         "voi (instance labels as they are: --foreground and --num-classes do not apply)")
     ev.add_argument("--foreground", action="store_true", help="binarise both: any non-zero label is foreground")
     ev.add_argument("--num-classes", type=int, default=None, help="number of classes (default: inferred)")
     ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here (a new file)")
@@ -232,11 +234,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _check_output_file(args.output, args.overwrite, args.pred, args.gt)
     result = evaluate_paths(args.pred, args.gt, metrics=names, foreground=args.foreground,
                             num_classes=args.num_classes)
+    keys = result["keys"]
     width = max([len(r["name"]) for r in result["images"]] + [5])
-    print("  ".join([f"{'image':<{width}}", *[f"{m:>8}" for m in names]]))
+    cols = [max(8, len(k)) for k in keys]
+    print("  ".join([f"{'image':<{width}}", *[f"{k:>{c}}" for k, c in zip(keys, cols)]]))
     for r in result["images"]:
-        print("  ".join([f"{r['name']:<{width}}", *[f"{r[m]:8.4f}" for m in names]]))
-    print("  ".join([f"{'mean':<{width}}", *[f"{result['mean'][m]:8.4f}" for m in names]]))
+        print("  ".join([f"{r['name']:<{width}}", *[f"{r[k]:{c}.4f}" for k, c in zip(keys, cols)]]))
+    print("  ".join([f"{'mean':<{width}}", *[f"{result['mean'][k]:{c}.4f}" for k, c in zip(keys, cols)]]))
     if args.output:
         from unetkit.utils.atomic import atomic_write_text
 

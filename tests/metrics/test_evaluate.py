@@ -131,3 +131,64 @@ def test_huge_label_ids_are_refused_not_allocated(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="class id 1099511627776 is too large"):
         iou(big, big)
+
+
+# instance example: gt objects 1 (2 px) and 2 (2 px) merged into pred 5; gt 3 missed
+I_GT = np.array([[1, 1, 2, 2, 0, 3]])
+I_PRED = np.array([[5, 5, 5, 5, 0, 0]])
+
+
+def test_instance_metrics_per_image_and_mean() -> None:
+    names = ["sbd", "dic", "abs_dic", "seg_acc", "mean_seg_acc", "arand", "voi"]
+    res = evaluate_arrays([("i", I_PRED, I_GT), ("same", I_GT, I_GT)], metrics=names)
+    assert res["metrics"] == names
+    assert res["keys"] == ["sbd", "dic", "abs_dic", "seg_acc", "mean_seg_acc", "arand", "voi_split", "voi_merge"]
+    i, same = res["images"]
+    assert set(i) == {"name", *res["keys"]}
+    # pred 5 vs gt 1 and 2: IoU 0.5, Dice 2/3; gt 3 missed
+    assert i["sbd"] == pytest.approx(min(2 / 3, (2 / 3 + 2 / 3 + 0) / 3))
+    assert (i["dic"], i["abs_dic"]) == (-2.0, 2.0)
+    assert i["seg_acc"] == pytest.approx(1 / 3)  # tp 1, fp 0, fn 2 at IoU >= 0.5
+    assert i["mean_seg_acc"] == pytest.approx(1 / 3 / 10)  # 0 at 0.55 ... 0.95
+    assert i["voi_split"] == pytest.approx(0.0)
+    assert i["voi_merge"] == pytest.approx(4 / 6 + 2 / 6)  # pred 5: 1 bit over 4 px; pred 0: 1 bit over 2 px
+    assert same == {"name": "same", "sbd": 1.0, "dic": 0.0, "abs_dic": 0.0, "seg_acc": 1.0, "mean_seg_acc": 1.0,
+                    "arand": 0.0, "voi_split": 0.0, "voi_merge": 0.0}
+    for k in res["keys"]:
+        assert res["mean"][k] == pytest.approx((i[k] + same[k]) / 2)
+
+
+def test_instance_metrics_with_semantic_and_edge_cases() -> None:
+    # semantic and instance metrics together; --foreground applies to the semantic ones only
+    res = evaluate_arrays([("i", I_PRED, I_GT)], metrics=["iou", "dic"], foreground=True)
+    assert res["images"][0]["iou"] == pytest.approx(4 / 5) and res["images"][0]["dic"] == -2.0
+    # huge ids are fine for instance metrics (no class-count inference)
+    big = np.zeros((4, 4), np.int64)
+    big[:2] = 2**40
+    assert evaluate_arrays([("big", big, big)], metrics=["seg_acc", "sbd"])["mean"] == {"seg_acc": 1.0, "sbd": 1.0}
+    # no gt object: arand is NaN and left out of the mean; all NaN -> NaN without a warning
+    empty = np.zeros((2, 2), int)
+    res = evaluate_arrays([("e", empty, empty), ("i", I_PRED, I_GT)], metrics=["arand", "seg_acc"])
+    assert np.isnan(res["images"][0]["arand"]) and res["mean"]["arand"] == res["images"][1]["arand"]
+    assert res["images"][0]["seg_acc"] == 1.0
+    assert np.isnan(evaluate_arrays([("e", empty, empty)], metrics=["arand"])["mean"]["arand"])
+    with pytest.raises(InputError, match="n.tif: ground truth holds negative label id -1"):
+        evaluate_arrays([("n.tif", empty, empty - 1)], metrics=["sbd"])
+
+
+def test_cli_instance_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from unetkit.cli import main
+
+    write_image(tmp_path / "p.tif", I_PRED.astype(np.uint16), axes="YX")
+    write_image(tmp_path / "g.tif", I_GT.astype(np.uint16), axes="YX")
+    out = tmp_path / "scores.json"
+    rc = main(["evaluate", "-p", str(tmp_path / "p.tif"), "-g", str(tmp_path / "g.tif"),
+               "--metrics", "sbd,dic,seg_acc,mean_seg_acc,arand,voi", "-o", str(out)])
+    assert rc == 0
+    header, row, mean = capsys.readouterr().out.splitlines()[:3]
+    assert header.split() == ["image", "sbd", "dic", "seg_acc", "mean_seg_acc", "arand", "voi_split", "voi_merge"]
+    assert row.split()[0] == "p.tif" and mean.split()[0] == "mean" and float(row.split()[2]) == -2.0
+    saved = json.loads(out.read_text())
+    assert saved["keys"] == header.split()[1:] and saved["mean"]["seg_acc"] == pytest.approx(1 / 3)

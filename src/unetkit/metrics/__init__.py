@@ -1,10 +1,24 @@
 """Metrics: functional forms on NumPy arrays plus accumulating classes.
 
 Semantic: :func:`iou` (Jaccard), :func:`dice` (F1), :class:`ConfusionMatrix`.
-Instance: :func:`adapted_rand_error`, :func:`dic` (difference in object count).
+Instance (label images, 0 = background): :func:`adapted_rand_error`, :func:`dic` (difference
+in object count), :func:`matching`, :func:`segmentation_accuracy`,
+:func:`mean_segmentation_accuracy`, :func:`symmetric_best_dice`, :func:`variation_of_information`.
 """
 
-from unetkit.metrics.instance import adapted_rand_error, count_objects, dic
+from unetkit.metrics.instance import (
+    Matching,
+    adapted_rand_error,
+    count_objects,
+    dic,
+    matching,
+    mean_segmentation_accuracy,
+    segmentation_accuracy,
+    symmetric_best_dice,
+    variation_of_information,
+)
 from unetkit.metrics.semantic import ConfusionMatrix, confusion_matrix, dice, iou
 
-__all__ = ["ConfusionMatrix", "adapted_rand_error", "confusion_matrix", "count_objects", "dic", "dice", "iou"]
+__all__ = ["ConfusionMatrix", "Matching", "adapted_rand_error", "confusion_matrix", "count_objects", "dic", "dice",
+           "iou", "matching", "mean_segmentation_accuracy", "segmentation_accuracy", "symmetric_best_dice",
+           "variation_of_information"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,40 @@ import numpy as np
 
 from unetkit.data.io import pair_images_labels, read_labels
 from unetkit.errors import InputError
+from unetkit.metrics import instance as _inst
 from unetkit.metrics.semantic import MAX_CLASSES, _too_many_classes, dice, iou
 
-METRICS = {"iou": iou, "dice": dice}
-"""Per-image metric functions by name; each takes (pred, gt, num_classes=...)."""
+SEMANTIC = {"iou": iou, "dice": dice}
+"""Semantic metrics by name; each takes (pred, gt, num_classes=...) on class-id images."""
+
+
+def _voi(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    split, merge = _inst.variation_of_information(pred, gt)
+    return {"voi_split": split, "voi_merge": merge}
+
+
+INSTANCE: dict[str, Callable[[np.ndarray, np.ndarray], dict[str, float]]] = {
+    "sbd": lambda p, g: {"sbd": _inst.symmetric_best_dice(p, g)},
+    "dic": lambda p, g: {"dic": float(_inst.dic(p, g))},
+    "abs_dic": lambda p, g: {"abs_dic": float(_inst.dic(p, g, absolute=True))},
+    "seg_acc": lambda p, g: {"seg_acc": _inst.segmentation_accuracy(p, g)},
+    "mean_seg_acc": lambda p, g: {"mean_seg_acc": _inst.mean_segmentation_accuracy(p, g)},
+    "arand": lambda p, g: {"arand": float(_inst.adapted_rand_error(p, g))},  # type: ignore[arg-type]
+    "voi": _voi,
+}
+"""Instance metrics by name, on label images as they are (0 = background); each returns its
+output keys: ``sbd``; ``dic`` (#pred - #gt) and ``abs_dic``; ``seg_acc`` (TP / (TP + FP + FN)
+at IoU >= 0.5) and ``mean_seg_acc`` (over IoU 0.5:0.05:0.95); ``arand`` (adapted Rand error,
+NaN for an image without gt objects, skipped in the mean); ``voi`` -> ``voi_split``,
+``voi_merge`` (bits, all pixels)."""
+
+METRICS: dict[str, Any] = {**SEMANTIC, **INSTANCE}
+"""Every metric name ``evaluate`` accepts."""
+
+
+def metric_keys(metrics: Sequence[str]) -> list[str]:
+    """The output keys (table columns) of ``metrics``, in order: ``voi`` gives two."""
+    return [k for m in metrics for k in (("voi_split", "voi_merge") if m == "voi" else (m,))]
 
 
 def evaluate_arrays(
@@ -25,9 +55,14 @@ def evaluate_arrays(
 ) -> dict[str, Any]:
     """Score ``(name, prediction, ground_truth)`` label arrays.
 
+    Semantic metrics (``iou``, ``dice``) score class ids (``foreground`` binarises both,
+    ``num_classes`` is inferred when not given); instance metrics (see :data:`INSTANCE`) score
+    the label images as they are, ignoring ``foreground`` and ``num_classes``.
+
     Returns:
-        ``{"images": [{"name", <metric>: value}...], "mean": {<metric>: mean over images},
-        "metrics": [...], "foreground": bool}``.
+        ``{"images": [{"name", <key>: value}...], "mean": {<key>: mean over images (NaN values
+        skipped)}, "metrics": [...], "keys": [...], "foreground": bool}``; ``keys`` are the
+        output names (``voi`` gives ``voi_split`` and ``voi_merge``).
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -38,7 +73,8 @@ def evaluate_arrays(
         raise InputError(f"num_classes must be >= 1, got {num_classes}")
     if num_classes is not None and num_classes > MAX_CLASSES:
         raise InputError(f"num_classes {num_classes} is too large: at most {MAX_CLASSES} classes are scored per class")
-    if num_classes is None and not foreground:
+    semantic = [m for m in metrics if m in SEMANTIC]
+    if num_classes is None and not foreground and semantic:
         tops = [(int(max(p.max(initial=0), g.max(initial=0))), name) for name, p, g in pairs]
         top, where = max(tops)
         if top >= MAX_CLASSES:
@@ -48,15 +84,29 @@ def evaluate_arrays(
     for name, pred, gt in pairs:
         if pred.shape != gt.shape:
             raise InputError(f"{name}: prediction shape {pred.shape} differs from ground truth shape {gt.shape}")
-        if foreground:
-            pred, gt = (pred > 0).astype(np.int64), (gt > 0).astype(np.int64)
-        k = 2 if foreground else num_classes
+        row: dict[str, Any] = {"name": name}
         try:
-            rows.append({"name": name, **{m: float(METRICS[m](pred, gt, num_classes=k)) for m in metrics}})
+            sp, sg, k = pred, gt, num_classes
+            if semantic and foreground:
+                sp, sg, k = (pred > 0).astype(np.int64), (gt > 0).astype(np.int64), 2
+            for m in metrics:
+                if m in SEMANTIC:
+                    row[m] = float(SEMANTIC[m](sp, sg, num_classes=k))
+                else:
+                    row.update({key: float(v) for key, v in INSTANCE[m](pred, gt).items()})
         except InputError as exc:
             raise InputError(f"{name}: {exc}") from None
-    mean = {m: float(np.nanmean([r[m] for r in rows])) for m in metrics}
-    return {"images": rows, "mean": mean, "metrics": list(metrics), "foreground": foreground}
+        rows.append(row)
+    keys = metric_keys(metrics)
+    mean = {key: _nanmean([r[key] for r in rows]) for key in keys}
+    return {"images": rows, "mean": mean, "metrics": list(metrics), "keys": keys, "foreground": foreground}
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean without NaN values; NaN (and no warning) when all are NaN."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else float("nan")
 
 
 def evaluate_paths(
