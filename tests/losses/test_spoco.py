@@ -13,6 +13,7 @@ from unetkit.losses import (
     consistency_loss,
     discriminative_loss,
     object_loss,
+    object_masks,
     select_anchors,
     soft_masks,
     spoco_loss,
@@ -357,3 +358,21 @@ def test_gradcheck_differentiable_parts() -> None:
     g = emb1([0.1, 1.5, 3.3, 4.4])
     assert torch.autograd.gradcheck(lambda x: consistency_loss(x, g, lab1([0, 0, 0, 0]), generator=gen(0)), (f,))
     assert torch.autograd.gradcheck(lambda x: spoco_loss(x, lab, x.detach() + 0.1, generator=gen(0))[0], (e,))
+
+
+def test_object_masks_match_object_loss() -> None:
+    torch.manual_seed(9)
+    e = torch.randn(2, 2, 4, 5, dtype=torch.float64)
+    lab = torch.randint(0, 3, (2, 4, 5))
+    lab[1] = 0  # no object in the second image
+    soft, real = object_masks(e, lab, generator=gen(3))
+    ids = [k for k in lab[0].unique().tolist() if k != 0]
+    assert soft.shape == real.shape == (len(ids), 1, 4, 5)
+    for i, k in enumerate(ids):
+        assert torch.equal(real[i, 0], (lab[0] == k).double())
+        assert soft[i, 0].max().item() == pytest.approx(1.0)  # the anchor pixel lies in the object
+        assert soft[i, 0][lab[0] == k].max().item() == pytest.approx(1.0)
+    d = 1 - 2 * (soft * real).flatten(1).sum(1) / ((soft ** 2).flatten(1).sum(1) + real.flatten(1).sum(1))
+    assert (d.mean() / 2).item() == pytest.approx(object_loss(e, lab, region="image", generator=gen(3)).item())
+    empty_soft, empty_real = object_masks(e, torch.zeros(2, 4, 5, dtype=torch.long))
+    assert empty_soft.shape == empty_real.shape == (0, 1, 4, 5)

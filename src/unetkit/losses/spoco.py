@@ -48,7 +48,8 @@ pixels contributes 0 and still counts in the mean, never NaN):
 Randomness (anchors) comes from the ``generator`` argument, or the global torch RNG when it is
 None, so a seeded generator makes the loss reproducible.
 
-Not implemented: the optional WGAN-GP critic on single-object masks.
+The optional adversarial term (WGAN-GP critic on the masks of :func:`object_masks`) is in
+:mod:`unetkit.losses.wgan`.
 """
 
 from __future__ import annotations
@@ -195,6 +196,48 @@ def _object_term(emb: Tensor, lab: Tensor, m: _Labels, *, delta_v: float, t: flo
         return _dice(masks, target).mean()
     eps = torch.finfo(masks.dtype).eps
     return nn.functional.binary_cross_entropy(masks.clamp(eps, 1.0 - eps), target)
+
+
+def object_masks(
+    embeddings: Tensor,
+    instances: Tensor,
+    *,
+    delta_v: float = 0.5,
+    t: float = 0.9,
+    anchor: Anchor = "random",
+    unlabelled: int | None = 0,
+    background: int | None = None,
+    ignore_index: int | None = -1,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Single-object masks of every labelled object of the batch (e.g. for a mask critic).
+
+    Args:
+        embeddings: ``(N, E, *S)``; instances: ``(N, *S)`` (label convention in the module docstring).
+
+    Returns:
+        ``(soft, real)``, both ``(K, 1, *S)`` with K the number of labelled objects in the batch
+        (image by image, ids ascending): the soft masks ``phi(e, a_k)`` (Eq. 3) over the whole
+        image (differentiable) and the float ground-truth masks.
+    """
+    _check(embeddings, instances, unlabelled, background, {"delta_v": delta_v})
+    emb, lab = _flat(embeddings, instances)
+    scale = kernel_scale(delta_v, t)
+    soft, real = [], []
+    for b in range(emb.shape[0]):
+        m = _Labels(lab[b], unlabelled=unlabelled, background=background, ignore_index=ignore_index)
+        if not bool(m.obj.any()):
+            continue
+        points = emb[b][:, m.obj].t()
+        ids, inverse, _, means = cluster_means(points, lab[b][m.obj])
+        anchors = select_anchors(points, inverse, means, mode=anchor, delta_v=delta_v, generator=generator)
+        soft.append(torch.exp(-_sq_dist(emb[b].t(), anchors) / scale))
+        real.append(((lab[b][None, :] == ids[:, None]) & m.obj[None, :]).to(emb.dtype))
+    shape = (-1, 1, *embeddings.shape[2:])
+    if not soft:
+        empty = embeddings.new_zeros((0, 1, *embeddings.shape[2:]))
+        return empty + embeddings.sum() * 0.0, empty
+    return torch.cat(soft).reshape(shape), torch.cat(real).reshape(shape)
 
 
 def object_loss(
@@ -491,6 +534,6 @@ class SPOCOLoss(nn.Module):
 
 
 __all__ = [
-    "SPOCOLoss", "consistency_loss", "kernel_scale", "object_loss", "select_anchors", "soft_masks",
+    "SPOCOLoss", "consistency_loss", "kernel_scale", "object_loss", "object_masks", "select_anchors", "soft_masks",
     "spoco_loss", "unlabelled_push_loss",
 ]
