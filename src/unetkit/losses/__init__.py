@@ -2,5 +2,20 @@
 
 from unetkit.losses.dice import CEDiceLoss, DiceLoss, dice_loss
 from unetkit.losses.discriminative import DiscriminativeLoss, discriminative_loss
+from unetkit.losses.spoco import (
+    SPOCOLoss,
+    consistency_loss,
+    object_loss,
+    object_masks,
+    select_anchors,
+    soft_masks,
+    spoco_loss,
+    unlabelled_push_loss,
+)
+from unetkit.losses.wgan import MaskCritic, WGANGPTerm, critic_loss, generator_loss, gradient_penalty
 
-__all__ = ["CEDiceLoss", "DiceLoss", "DiscriminativeLoss", "dice_loss", "discriminative_loss"]
+__all__ = [
+    "CEDiceLoss", "DiceLoss", "DiscriminativeLoss", "MaskCritic", "SPOCOLoss", "WGANGPTerm", "consistency_loss",
+    "critic_loss", "dice_loss", "discriminative_loss", "generator_loss", "gradient_penalty", "object_loss",
+    "object_masks", "select_anchors", "soft_masks", "spoco_loss", "unlabelled_push_loss",
+]

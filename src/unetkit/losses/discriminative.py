@@ -51,6 +51,19 @@ def _check_inputs(embeddings: Tensor, instances: Tensor, background: str, params
             raise InputError(f"{name}={value!r} must be >= 0")
 
 
+def cluster_means(points: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-cluster mean embeddings: ``points`` (P, E), ``labels`` (P,) integer ids.
+
+    Returns ``(ids, inverse, counts, means)``: the sorted distinct ids (C,), each point's
+    cluster index (P,), the cluster sizes (C,) in ``points.dtype`` and the means (C, E),
+    computed with ``index_add`` (differentiable in ``points``).
+    """
+    ids, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    cnt = counts.to(points.dtype)
+    sums = torch.zeros(ids.numel(), points.shape[1], dtype=points.dtype, device=points.device)
+    return ids, inverse, cnt, sums.index_add(0, inverse, points) / cnt[:, None]
+
+
 def _image_terms(
     emb: Tensor, lab: Tensor, *, delta_v: float, delta_d: float, background: str, ignore_index: int | None
 ) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -68,11 +81,8 @@ def _image_terms(
             f"instance ids must be >= 0 (or ignore_index={ignore_index}); found {int(lab.min())}"
         )
     points = emb[:, keep].t()  # (P', E)
-    ids, inverse, counts = torch.unique(lab, return_inverse=True, return_counts=True)
+    ids, inverse, cnt, means = cluster_means(points, lab)
     n_clusters = ids.numel()
-    cnt = counts.to(points.dtype)
-    sums = torch.zeros(n_clusters, points.shape[1], dtype=points.dtype, device=points.device)
-    means = sums.index_add(0, inverse, points) / cnt[:, None]  # (C, E)
 
     # pull: per-cluster mean of the squared hinge, then mean over clusters
     dist = torch.linalg.vector_norm(means[inverse] - points, dim=1)
