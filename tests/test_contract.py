@@ -133,7 +133,6 @@ def test_task_trains_is_interrupted_and_resumes_bitwise(name: str, i: int, sampl
     first.task.training_step = dying_step  # type: ignore[method-assign]
     with pytest.raises(Killed):
         first.fit()
-    del first
     resumed = Trainer(validate_config(_task_config(name, i, tmp_path / "cut", 6)), resume=True, **data)
     resumed.fit()
     assert_same_run(tmp_path / "ref", tmp_path / "cut")

@@ -17,6 +17,7 @@ from unetkit.tasks.registry import (
 )
 from unetkit.tasks.semantic import SemanticTask, SemanticTaskConfig  # registers "semantic"
 from unetkit.tasks.embedding import EmbeddingTask, EmbeddingTaskConfig  # registers "embedding"  # noqa: I001
+from unetkit.tasks.spoco import SpocoTask, SpocoTaskConfig  # registers "spoco"  # noqa: I001
 
 __all__ = [
     "IGNORE",
@@ -28,6 +29,8 @@ __all__ = [
     "MomentumNetwork",
     "SemanticTask",
     "SemanticTaskConfig",
+    "SpocoTask",
+    "SpocoTaskConfig",
     "Task",
     "TaskConfig",
     "build_task",

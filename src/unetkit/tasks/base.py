@@ -100,6 +100,15 @@ class Task(ABC):
     def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
         """Turn a label image ``(*S)`` as read from disk into the training target ``(*S)`` (int64)."""
 
+    def prepare_validation_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Label image as read -> validation target ``(*S)`` (default: :meth:`prepare_labels`).
+
+        The trainer passes every label image through this first (validation and training
+        alike), then training images also through :meth:`prepare_labels`; a task that makes
+        its training labels sparse (SPOCO@p) validates against the dense labels this way.
+        """
+        return self.prepare_labels(labels)
+
     @abstractmethod
     def postprocess(self, output: Tensor) -> Tensor:
         """Raw outputs ``(N, C, *S)`` -> predictions ``(N, *S)``."""

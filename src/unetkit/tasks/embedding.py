@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 from torch import Tensor
 
 from unetkit.errors import ConfigError, InputError
 from unetkit.losses import DiscriminativeLoss
-from unetkit.metrics.instance import adapted_rand_error, count_objects
-from unetkit.tasks.base import IGNORE, MetricAccumulator, Task, TaskConfig
+from unetkit.tasks.base import IGNORE, Task, TaskConfig
+from unetkit.tasks.instances import InstanceAccumulator, cluster_each
 from unetkit.tasks.registry import register_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,34 +38,6 @@ class EmbeddingTaskConfig(TaskConfig):
     kernel: Literal["gaussian", "flat"] = "gaussian"
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = ({"delta_v": 0.5, "delta_d": 1.5, "model": {"out_channels": 3}},)
-
-
-class _InstanceAccumulator(MetricAccumulator):
-    """Per-image instance metrics, averaged over images.
-
-    ``arand``: adapted Rand error (:func:`unetkit.metrics.instance.adapted_rand_error`, gt
-    background excluded; images without gt objects are skipped); ``dic``: mean absolute
-    difference in object count ``|#pred - #gt|`` (objects = ids > 0). Target pixels < 0
-    (unlabelled) are left out of both.
-    """
-
-    def __init__(self) -> None:
-        self.arand: list[float] = []
-        self.dic: list[float] = []
-
-    def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
-        pred, tgt = np.asarray(prediction), np.asarray(target)
-        labelled = tgt >= 0
-        pred, tgt = pred[labelled], tgt[labelled]
-        self.arand.append(float(adapted_rand_error(pred, tgt)))
-        self.dic.append(float(abs(count_objects(pred) - count_objects(tgt))))
-
-    def compute(self) -> dict[str, float]:
-        ar = np.asarray(self.arand, dtype=np.float64)
-        return {
-            "arand": float(np.nanmean(ar)) if np.isfinite(ar).any() else float("nan"),
-            "dic": float(np.mean(self.dic)) if self.dic else float("nan"),
-        }
 
 
 @register_task
@@ -145,18 +116,8 @@ class EmbeddingTask(Task):
     def postprocess(self, output: Tensor) -> Tensor:
         from unetkit.clustering import mean_shift
 
-        out = []
-        for emb in output.detach():
-            lab = mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel).long()
-            if self.background == "instance" and lab.numel():
-                counts = torch.bincount(lab.reshape(-1))
-                counts[0] = -1  # (no pixel has label 0 here)
-                big = int(torch.argmax(counts))
-                lab = torch.where(lab == big, 0, torch.where(lab > big, lab - 1, lab))
-            out.append(lab)
-        if not out:
-            return torch.zeros((0, *output.shape[2:]), dtype=torch.long, device=output.device)
-        return torch.stack(out)
+        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel),
+                            background_rule=self.background == "instance")
 
-    def new_metrics(self) -> MetricAccumulator:
-        return _InstanceAccumulator()
+    def new_metrics(self) -> InstanceAccumulator:
+        return InstanceAccumulator()

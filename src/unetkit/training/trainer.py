@@ -183,7 +183,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _data(self, train: list[Sample] | None, val: list[Sample] | None) -> tuple[list[Sample], list[Sample]]:
+        """Training and validation samples. Every label image goes through the task's
+        ``prepare_validation_labels`` (checks, as read); training samples then through
+        ``prepare_labels`` (e.g. SPOCO@p keeps a fraction of the objects), after the split."""
         cfg = self.cfg
+        check = self.task.prepare_validation_labels
         if train is None:
             if cfg.data.train is None:
                 raise ConfigError("no training data: set data.train.images and data.train.labels")
@@ -191,14 +195,15 @@ class Trainer:
             if val is None and cfg.data.val is not None:
                 val = self._load(cfg.data.val.images, cfg.data.val.labels)
         else:
-            train = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in train]
+            train = [Sample(s.image, check(s.labels), s.name) for s in train]
             if val is not None:
-                val = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in val]
+                val = [Sample(s.image, check(s.labels), s.name) for s in val]
         if val is None:
             split_rng = np.random.default_rng([cfg.seed, 1])
             train, val = split_samples(train, cfg.data.val_fraction, split_rng)
         if not train:
             raise InputError("no training samples left after the validation split; lower data.val_fraction")
+        train = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in train]
         return train, val
 
     def _load(self, images: Path, labels: Path) -> list[Sample]:
@@ -207,7 +212,7 @@ class Trainer:
             images, labels, ndim=self.cfg.model.ndim, channels=self.cfg.model.in_channels, axes=d.axes,
             label_axes=d.label_axes, normalize_mode=d.normalize.mode,
             normalize_kwargs=d.normalize.kwargs(),
-            prepare_labels=self.task.prepare_labels,
+            prepare_labels=self.task.prepare_validation_labels,
         )
 
     def _check_resumable(self) -> None:

@@ -1,0 +1,68 @@
+"""What instance tasks share: the largest-cluster background rule and the validation metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from unetkit.metrics.instance import (
+    adapted_rand_error,
+    count_objects,
+    mean_segmentation_accuracy,
+    symmetric_best_dice,
+)
+from unetkit.tasks.base import MetricAccumulator
+
+
+def largest_is_background(labels: Tensor) -> Tensor:
+    """Labels ``(*S)`` 1..K -> the largest cluster becomes 0 and the ids above it move down by one."""
+    if not labels.numel():
+        return labels
+    counts = torch.bincount(labels.reshape(-1))
+    counts[0] = -1  # no pixel has label 0 before this rule
+    big = int(torch.argmax(counts))
+    return torch.where(labels == big, 0, torch.where(labels > big, labels - 1, labels))
+
+
+def cluster_each(output: Tensor, cluster: Callable[[Tensor], Tensor], *, background_rule: bool) -> Tensor:
+    """Cluster every image of ``output`` ``(N, E, *S)`` with ``cluster`` (``(E, *S)`` -> labels
+    ``(*S)``, 1..K); with ``background_rule`` the largest cluster is the background (0)."""
+    out = []
+    for emb in output.detach():
+        lab = cluster(emb).long()
+        out.append(largest_is_background(lab) if background_rule else lab)
+    if not out:
+        return torch.zeros((0, *output.shape[2:]), dtype=torch.long, device=output.device)
+    return torch.stack(out)
+
+
+class InstanceAccumulator(MetricAccumulator):
+    """Per-image instance metrics, averaged over images (target pixels < 0 are left out).
+
+    ``arand``: adapted Rand error (gt background excluded; images without gt objects skipped);
+    ``dic``: mean ``|#pred - #gt|`` (objects = ids > 0); ``sbd``: symmetric best Dice;
+    ``mean_seg_acc``: TP/(TP+FP+FN) averaged over IoU thresholds 0.5:0.05:0.95 (see
+    :mod:`unetkit.metrics.instance`).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {"arand": [], "dic": [], "sbd": [], "mean_seg_acc": []}
+
+    def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
+        pred, tgt = np.asarray(prediction), np.asarray(target)
+        labelled = tgt >= 0
+        pred, tgt = pred[labelled].astype(np.int64), tgt[labelled].astype(np.int64)
+        self.values["arand"].append(float(adapted_rand_error(pred, tgt)))
+        self.values["dic"].append(float(abs(count_objects(pred) - count_objects(tgt))))
+        self.values["sbd"].append(float(symmetric_best_dice(pred, tgt)))
+        self.values["mean_seg_acc"].append(float(mean_segmentation_accuracy(pred, tgt)))
+
+    def compute(self) -> dict[str, float]:
+        out = {}
+        for key, vals in self.values.items():
+            arr = np.asarray(vals, dtype=np.float64)
+            out[key] = float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+        return out
