@@ -147,12 +147,8 @@ class EmbeddingTask(Task):
 
         out = []
         for emb in output.detach():
-            lab = mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel).long()
-            if self.background == "instance" and lab.numel():
-                counts = torch.bincount(lab.reshape(-1))
-                counts[0] = -1  # (no pixel has label 0 here)
-                big = int(torch.argmax(counts))
-                lab = torch.where(lab == big, 0, torch.where(lab > big, lab - 1, lab))
+            lab = mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel,
+                             largest_is_background=self.background == "instance").long()
             out.append(lab)
         if not out:
             return torch.zeros((0, *output.shape[2:]), dtype=torch.long, device=output.device)
