@@ -111,6 +111,10 @@ def test_hdbscan_subsample_noise_and_determinism() -> None:
     emb[:, 0, 43] = 50.0
     assert hdbscan(emb, min_size=20, noise="background", mask=gt >= 0)[0, 43] == 0
     assert hdbscan(emb, min_size=20, noise="nearest", mask=gt >= 0)[0, 43] > 0
+    # fewer pixels than min_size: no cluster, one object ("nearest") or all background
+    small = np.random.default_rng(0).normal(size=(2, 5, 5))
+    assert (hdbscan(small, min_size=30, mask=np.ones((5, 5), bool)) == 1).all()
+    assert (hdbscan(small, min_size=30, noise="background", mask=np.ones((5, 5), bool)) == 0).all()
 
 
 def test_mws_weights_follow_eq12() -> None:

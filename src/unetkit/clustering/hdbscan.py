@@ -14,7 +14,7 @@ pixels like all others to the nearest centroid, so that every foreground pixel b
 object (the paper notes that in dense tissue the noise between cells otherwise needs
 post-processing); ``noise="background"`` keeps them at label 0: a pixel is then background when
 its nearest *sampled* point is noise (all pixels, sampled or not, are treated the same way).
-If HDBSCAN finds no cluster at all, all foreground pixels form one cluster (``"nearest"``) or
+If HDBSCAN finds no cluster at all (also when there are fewer pixels than ``min_size``), all foreground pixels form one cluster (``"nearest"``) or
 are background (``"background"``).
 """
 
@@ -104,9 +104,12 @@ def hdbscan(
             sample = points
         frac = sample.shape[0] / n
         mcs = max(2, round(size * frac))
-        ms = None if min_samples is None else max(1, round(int(min_samples) * frac))
-        fit = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit(sample.double().numpy())
-        lab = torch.from_numpy(fit.labels_.astype(np.int64))  # -1 noise, 0..K-1 clusters
+        ms = mcs if min_samples is None else max(1, round(int(min_samples) * frac))
+        if mcs > sample.shape[0]:  # fewer points than the smallest cluster: all noise
+            lab = torch.full((sample.shape[0],), -1, dtype=torch.long)
+        else:
+            fit = HDBSCAN(min_cluster_size=mcs, min_samples=min(ms, sample.shape[0]), copy=True)
+            lab = torch.from_numpy(fit.fit(sample.double().numpy()).labels_.astype(np.int64))  # -1: noise
         k = int(lab.max()) + 1
         if k == 0:
             labels_fg = torch.ones(n, dtype=torch.long) if noise == "nearest" else torch.zeros(n, dtype=torch.long)
