@@ -44,13 +44,13 @@ seconds (the flat kernel is the faster one).
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from unetkit.clustering._common import check_embeddings, check_number, finish, foreground, foreground_points
 from unetkit.errors import InputError
 
 Kernel = Literal["gaussian", "flat"]
@@ -58,31 +58,6 @@ Seeding = Literal["bin", "random"]
 
 BLOCK_PAIRS = 2**22
 """Largest number of (seed, point) pairs held in one temporary matrix."""
-
-
-def _check_number(value: object, name: str, *, positive: bool = False, integer: bool = False) -> float:
-    ok_type = isinstance(value, Integral) if integer else isinstance(value, Real)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        kind = "an integer" if integer else "a finite number"
-        raise InputError(f"{name}={value!r} must be {kind}")
-    v = float(value)  # type: ignore[arg-type]
-    if (positive and v <= 0) or v < 0:
-        raise InputError(f"{name}={value!r} must be {'> 0' if positive else '>= 0'}")
-    return v
-
-
-def _as_tensor(embeddings: np.ndarray | Tensor) -> Tensor:
-    if isinstance(embeddings, Tensor):
-        t = embeddings.detach()
-    elif isinstance(embeddings, np.ndarray):
-        if embeddings.dtype.kind not in "biuf":
-            raise InputError(f"embeddings must be a numeric array, got dtype {embeddings.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(embeddings))
-    else:
-        raise InputError(f"embeddings must be a NumPy array or a torch tensor, got {type(embeddings).__name__}")
-    if t.is_complex():
-        raise InputError(f"embeddings must be real, got dtype {t.dtype}")
-    return t
 
 
 def _sq_dist(seeds: Tensor, s2: Tensor, points: Tensor, p2: Tensor) -> Tensor:
@@ -170,6 +145,7 @@ def mean_shift(
     seeding: Seeding = "bin",
     merge_radius: float | None = None,
     seed: int = 0,
+    largest_is_background: bool = False,
 ) -> np.ndarray | Tensor:
     """Instance labels from pixel embeddings by mean-shift clustering.
 
@@ -193,6 +169,10 @@ def mean_shift(
         merge_radius: modes closer than this are merged (the one with more kernel mass wins);
             default ``r / 2``.
         seed: seed of the random seeding (the result is deterministic for a given seed).
+        largest_is_background: if true, the largest cluster becomes label 0 and the others
+            ``1..K-1`` (the shared background rule,
+            :func:`unetkit.clustering.largest_to_background`). Default false here, unlike the
+            other methods, to keep mean shift's earlier behaviour.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` (numbered in order of first appearance in C order), 0
@@ -201,59 +181,25 @@ def mean_shift(
     Raises:
         InputError: bad shapes, non-finite values or invalid options (the message names them).
     """
-    emb = _as_tensor(embeddings)
-    if emb.dim() < 2:
-        raise InputError(f"embeddings must be (E, *S) with E channels and at least one spatial axis, "
-                         f"got shape {tuple(emb.shape)}")
-    if emb.shape[0] == 0:
-        raise InputError(f"embeddings {tuple(emb.shape)} have no channels (E = 0)")
-    bw = _check_number(bandwidth, "bandwidth", positive=True)
+    emb = check_embeddings(embeddings)
+    bw = check_number(bandwidth, "bandwidth", positive=True)
     if kernel not in ("gaussian", "flat"):
         raise InputError(f"kernel={kernel!r} must be 'gaussian' or 'flat'")
     if seeding not in ("bin", "random"):
         raise InputError(f"seeding={seeding!r} must be 'bin' or 'random'")
-    iters = int(_check_number(max_iter, "max_iter", positive=True, integer=True))
-    tolerance = _check_number(tol, "tol")
-    n_seeds = int(_check_number(max_seeds, "max_seeds", positive=True, integer=True))
-    _check_number(seed, "seed", integer=True)
+    iters = int(check_number(max_iter, "max_iter", positive=True, integer=True))
+    tolerance = check_number(tol, "tol")
+    n_seeds = int(check_number(max_seeds, "max_seeds", positive=True, integer=True))
+    check_number(seed, "seed", integer=True)
     scale = math.sqrt(bw) if kernel == "gaussian" else bw
-    merge = scale / 2 if merge_radius is None else _check_number(merge_radius, "merge_radius")
+    merge = scale / 2 if merge_radius is None else check_number(merge_radius, "merge_radius")
 
-    spatial = tuple(emb.shape[1:])
-    if mask is None:
-        keep = torch.ones(spatial, dtype=torch.bool, device=emb.device)
-    else:
-        if isinstance(mask, Tensor):
-            m = mask.detach()
-        else:
-            arr = np.asarray(mask)
-            if arr.dtype.kind not in "biuf":
-                raise InputError(f"mask must be a boolean array, got dtype {arr.dtype}")
-            m = torch.from_numpy(np.ascontiguousarray(arr))
-        if tuple(m.shape) != spatial:
-            raise InputError(f"mask shape {tuple(m.shape)} differs from the spatial shape {spatial} "
-                             f"of embeddings {tuple(emb.shape)}")
-        if m.dtype != torch.bool:
-            if m.is_floating_point() or m.is_complex():
-                raise InputError(f"mask must be boolean (or integer 0/1), got dtype {m.dtype}")
-            m = m != 0
-        keep = m.to(emb.device)
-
-    dtype = torch.float64 if emb.dtype == torch.float64 else torch.float32
-    points_all = emb.reshape(emb.shape[0], -1).t().to(dtype)  # (P, E)
-    flat_keep = keep.reshape(-1)
-    points = points_all[flat_keep]
-    if not bool(torch.isfinite(points).all()):
-        raise InputError(f"embeddings {tuple(emb.shape)} contain NaN or infinite values")
-
-    labels_flat = torch.zeros(flat_keep.numel(), dtype=torch.int32, device=emb.device)
+    keep = foreground(mask, emb)
+    points = foreground_points(emb, keep)
+    labels_fg = torch.zeros(points.shape[0], dtype=torch.long, device=emb.device)
     if points.shape[0] > 0:
-        labels_flat[flat_keep] = _cluster(points, bw, kernel, scale, merge, iters, tolerance, n_seeds,
-                                          seeding, int(seed))
-    labels = labels_flat.reshape(spatial)
-    if isinstance(embeddings, Tensor):
-        return labels
-    return labels.cpu().numpy()
+        labels_fg = _cluster(points, bw, kernel, scale, merge, iters, tolerance, n_seeds, seeding, int(seed))
+    return finish(labels_fg, keep, embeddings, emb.device, background=bool(largest_is_background))
 
 
 def _cluster(points: Tensor, bandwidth: float, kernel: str, scale: float, merge: float, max_iter: int,

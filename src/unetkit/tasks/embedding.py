@@ -116,8 +116,8 @@ class EmbeddingTask(Task):
     def postprocess(self, output: Tensor) -> Tensor:
         from unetkit.clustering import mean_shift
 
-        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel),
-                            background_rule=self.background == "instance")
+        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.bandwidth, kernel=self.kernel,
+                                                           largest_is_background=self.background == "instance"))
 
     def new_metrics(self) -> InstanceAccumulator:
         return InstanceAccumulator()

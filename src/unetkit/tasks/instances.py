@@ -1,4 +1,4 @@
-"""What instance tasks share: the largest-cluster background rule and the validation metrics."""
+"""What instance tasks share: clustering every image of a batch, and the validation metrics."""
 
 from __future__ import annotations
 
@@ -17,23 +17,10 @@ from unetkit.metrics.instance import (
 from unetkit.tasks.base import MetricAccumulator
 
 
-def largest_is_background(labels: Tensor) -> Tensor:
-    """Labels ``(*S)`` 1..K -> the largest cluster becomes 0 and the ids above it move down by one."""
-    if not labels.numel():
-        return labels
-    counts = torch.bincount(labels.reshape(-1))
-    counts[0] = -1  # no pixel has label 0 before this rule
-    big = int(torch.argmax(counts))
-    return torch.where(labels == big, 0, torch.where(labels > big, labels - 1, labels))
-
-
-def cluster_each(output: Tensor, cluster: Callable[[Tensor], Tensor], *, background_rule: bool) -> Tensor:
+def cluster_each(output: Tensor, cluster: Callable[[Tensor], Tensor]) -> Tensor:
     """Cluster every image of ``output`` ``(N, E, *S)`` with ``cluster`` (``(E, *S)`` -> labels
-    ``(*S)``, 1..K); with ``background_rule`` the largest cluster is the background (0)."""
-    out = []
-    for emb in output.detach():
-        lab = cluster(emb).long()
-        out.append(largest_is_background(lab) if background_rule else lab)
+    ``(*S)``, e.g. a :mod:`unetkit.clustering` method with its background rule) -> ``(N, *S)`` int64."""
+    out = [cluster(emb).long() for emb in output.detach()]
     if not out:
         return torch.zeros((0, *output.shape[2:]), dtype=torch.long, device=output.device)
     return torch.stack(out)

@@ -169,8 +169,8 @@ class SpocoTask(Task):
     def postprocess(self, output: Tensor) -> Tensor:
         from unetkit.clustering import mean_shift
 
-        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.delta_v, kernel="flat"),
-                            background_rule=True)
+        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.delta_v, kernel="flat",
+                                                           largest_is_background=True))
 
     def new_metrics(self) -> InstanceAccumulator:
         return InstanceAccumulator()

@@ -1,0 +1,102 @@
+"""Seconds per image of the embedding clustering methods: mutex watershed vs HDBSCAN vs mean shift.
+
+A synthetic ``--size`` x ``--size`` image of ``--dim``-D "random but clustered" embeddings: the
+image is cut into ``--objects`` Voronoi cells (random centres) plus a background of about half
+the image; every cell gets a random embedding centre (centres at least ``2 delta_d`` = 4 apart)
+and every pixel that centre plus Gaussian noise (``--noise`` per channel, so the noise norm is
+below ``delta_v`` = 0.5 for the defaults). All methods run in one process, one after the other,
+``--repeats`` times each (the best time is kept), with their SPOCO settings: mean shift with
+``bandwidth = delta_v`` (Gaussian kernel, the EmbeddingTask default), HDBSCAN with
+``min_size = 200`` (its default 10 000-pixel subsample), the mutex watershed with the default
+offsets and ``delta_d = 2``. Printed: seconds, adapted Rand error against the synthetic truth,
+and the time ratios to the mutex watershed.
+
+    .venv/bin/python benchmarks/clustering_speed.py                 # 512^2, 16-D: about a minute
+    .venv/bin/python benchmarks/clustering_speed.py --size 256 --json clustering.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unetkit.clustering import hdbscan, mean_shift, mutex_watershed
+from unetkit.metrics.instance import adapted_rand_error
+
+
+def synthetic(size: int, dim: int, objects: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(dim, size, size)`` float32 embeddings and the ``(size, size)`` truth (0 = background)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, size, size=(2 * objects, 2))
+    yy, xx = np.mgrid[:size, :size]
+    d2 = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
+    cell = d2.argmin(-1)
+    gt = np.where(cell < objects, cell + 1, 0)  # half of the cells form the background
+    centres: list[np.ndarray] = []
+    while len(centres) < objects + 1:
+        c = rng.uniform(-6, 6, size=dim)
+        if all(np.linalg.norm(c - o) >= 4.0 for o in centres):
+            centres.append(c)
+    emb = np.asarray(centres)[gt] + rng.normal(scale=noise, size=(size, size, dim))
+    return np.moveaxis(emb, -1, 0).astype(np.float32), gt
+
+
+def best_time(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    assert out is not None
+    return best, out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--dim", type=int, default=16)
+    ap.add_argument("--objects", type=int, default=30)
+    ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="write all numbers here")
+    args = ap.parse_args(argv)
+
+    emb, gt = synthetic(args.size, args.dim, args.objects, args.noise, args.seed)
+    methods = {
+        "mutex_watershed": lambda: mutex_watershed(emb, delta_d=2.0),
+        "hdbscan": lambda: hdbscan(emb, min_size=200),
+        "mean_shift": lambda: mean_shift(emb, bandwidth=0.5, largest_is_background=True),
+    }
+    results = {}
+    for name, fn in methods.items():
+        sec, labels = best_time(fn, args.repeats)
+        results[name] = {"seconds": sec, "adapted_rand_error": float(adapted_rand_error(labels, gt)),
+                         "objects": int(labels.max())}
+    ref = results["mutex_watershed"]["seconds"]
+    for res in results.values():
+        res["ratio_to_mws"] = res["seconds"] / ref
+    print(f"{args.size}x{args.size}, {args.dim}-D embeddings, {args.objects} objects + background; "
+          f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
+    for name, res in results.items():
+        print(f"  {name:16s} {res['seconds']:8.3f} s   x{res['ratio_to_mws']:7.1f} of MWS   "
+              f"ARE {res['adapted_rand_error']:.3f}   objects {res['objects']}")
+    report = {"config": vars(args) | {"json": None}, "results": results,
+              "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
+                          "load": os.getloadavg()[0]}}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
