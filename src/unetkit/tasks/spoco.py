@@ -16,8 +16,10 @@ section 3) through the one trainer's hooks:
 * ``after_step``: ``theta_g <- m theta_g + (1 - m) theta_f`` (:class:`MomentumNetwork`, m = 0.999);
   g is task state, saved in every checkpoint and restored bitwise on resume, and never changes
   during evaluation.
-* ``postprocess``: the whole image's embeddings (never per tile) are clustered by mean shift
-  with a flat kernel of radius ``delta_v``; the largest cluster is the background.
+* ``postprocess``: the whole image's embeddings (never per tile) are clustered (``clustering``):
+  the mutex watershed on embedding affinities with long-range offsets 3, 9, 27 (default,
+  margin ``delta_d``), mean shift with a flat kernel of radius ``delta_v``, or HDBSCAN
+  (``min_size`` pixels); the largest cluster is the background.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class SpocoTaskConfig(TaskConfig):
     anchor: Literal["random", "near_mean", "mean"] = "random"
     obj_loss: Literal["dice", "bce"] = "dice"
     momentum: float = Field(0.999, ge=0, lt=1)
+    clustering: Literal["mws", "mean-shift", "hdbscan"] = "mws"
+    min_size: int = Field(50, ge=2)
     view_augment: dict[str, Any] | None = Field(default_factory=lambda: dict(DEFAULT_VIEW_AUGMENT))
 
     examples: ClassVar[tuple[dict[str, Any], ...]] = (
@@ -93,6 +97,7 @@ class SpocoTask(Task):
 
     def __init__(self, embedding_dim: int, *, labels: Literal["dense", "sparse"] = "dense", fraction: float = 1.0,
                  label_seed: int = 0, momentum: float = 0.999, view_augment: Mapping[str, Any] | None = None,
+                 clustering: Literal["mws", "mean-shift", "hdbscan"] = "mws", min_size: int = 50,
                  ndim: int = 2, **loss: Any) -> None:
         self.embedding_dim = int(embedding_dim)
         self.sparse = labels == "sparse" or fraction < 1
@@ -106,6 +111,10 @@ class SpocoTask(Task):
         unlabelled = 0 if self.sparse else None
         self.criterion = SPOCOLoss(background=background, unlabelled=unlabelled, **loss)
         self.delta_v = float(self.criterion.options["delta_v"])
+        self.delta_d = float(self.criterion.options["delta_d"])
+        if clustering not in ("mws", "mean-shift", "hdbscan"):
+            raise InputError(f"clustering={clustering!r} must be one of mws, mean-shift, hdbscan")
+        self.clustering, self.min_size = clustering, int(min_size)
         self.g: MomentumNetwork | None = None
 
     @classmethod
@@ -114,7 +123,8 @@ class SpocoTask(Task):
         loss = cfg.model_dump(include={"delta_v", "delta_d", "t", "alpha", "beta", "reg_weight", "obj_weight",
                                        "u_push_weight", "u_con_weight", "anchor", "obj_loss"})
         return cls(model_cfg.out_channels, labels=cfg.labels, fraction=cfg.fraction, label_seed=cfg.label_seed,
-                   momentum=cfg.momentum, view_augment=cfg.view_augment, ndim=model_cfg.ndim, **loss)
+                   momentum=cfg.momentum, view_augment=cfg.view_augment, clustering=cfg.clustering,
+                   min_size=cfg.min_size, ndim=model_cfg.ndim, **loss)
 
     # ------------------------------------------------------------------ labels
     def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
@@ -166,11 +176,18 @@ class SpocoTask(Task):
         self.g.load_state_dict(state["g"])
 
     # ------------------------------------------------------------------ outputs
-    def postprocess(self, output: Tensor) -> Tensor:
-        from unetkit.clustering import mean_shift
+    def cluster(self, embeddings: Tensor) -> Tensor:
+        """One image's embeddings ``(E, *S)`` -> instance labels ``(*S)`` (0 = background)."""
+        from unetkit.clustering import hdbscan, mean_shift, mutex_watershed
 
-        return cluster_each(output, lambda emb: mean_shift(emb, bandwidth=self.delta_v, kernel="flat",
-                                                           largest_is_background=True))
+        if self.clustering == "mws":
+            return mutex_watershed(embeddings, delta_d=self.delta_d, largest_is_background=True)
+        if self.clustering == "hdbscan":
+            return hdbscan(embeddings, min_size=self.min_size, largest_is_background=True)
+        return mean_shift(embeddings, bandwidth=self.delta_v, kernel="flat", largest_is_background=True)
+
+    def postprocess(self, output: Tensor) -> Tensor:
+        return cluster_each(output, self.cluster)
 
     def new_metrics(self) -> InstanceAccumulator:
         return InstanceAccumulator()
