@@ -172,3 +172,14 @@ def test_segment_label_dtype_fits_the_ids(monkeypatch: pytest.MonkeyPatch, spoco
     assert info["objects"] == first + 64 * 64 - 1
     labels = tifffile.imread(path)
     assert labels.dtype == dtype and int(labels.max()) == info["objects"]
+
+
+def test_segment_refuses_a_pixelwise_task(spoco: SimpleNamespace, tmp_path: Path) -> None:
+    from unetkit.inference.segment import segment_file
+    from unetkit.runs import load_run
+    from unetkit.tasks.semantic import SemanticTask
+
+    cfg, model, _ = load_run(spoco.run)
+    with pytest.raises(InputError, match="unetkit predict"):
+        segment_file(model, SemanticTask(4), cfg, spoco.image_path, tmp_path / "x.tif")
+    assert not (tmp_path / "x.tif").exists()

@@ -86,3 +86,14 @@ def test_grid_and_block_sizes() -> None:
         blockwise_cluster(np.zeros((2, 8, 8), np.float32), mws, block_shape=(4,))
     with pytest.raises(InputError, match="mask shape"):
         blockwise_cluster(np.zeros((2, 8, 8), np.float32), mws, block_shape=(4, 4), mask=np.ones((8, 7), bool))
+
+
+def test_blocks_clustered_in_parallel_give_the_same_labels() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, gt = blobs((64, 64), seed=3, radius=(4.0, 9.0))
+    emb = embeddings_of(gt)
+    serial = blockwise_cluster(emb, mws, block_shape=(20, 20), overlap=8)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = blockwise_cluster(emb, mws, block_shape=(20, 20), overlap=8, mapper=pool.map)
+    np.testing.assert_array_equal(serial, parallel)

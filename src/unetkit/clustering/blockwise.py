@@ -115,6 +115,7 @@ def blockwise_cluster(
     largest_is_background: bool | None = None,
     min_iou: float = 0.5,
     progress: bool = False,
+    mapper: Callable[[Callable[[tuple[slice, ...]], np.ndarray], list[tuple[slice, ...]]], Any] | None = None,
 ) -> np.ndarray:
     """Cluster ``(E, *S)`` embeddings block by block and merge the blocks' labels (module docstring).
 
@@ -130,6 +131,10 @@ def blockwise_cluster(
         min_iou: objects of two blocks are joined when their IoU on the blocks' intersection
             is greater than this (in ``[0.5, 1)`` for one-to-one matches).
         progress: progress bar over blocks.
+        mapper: ``mapper(fn, blocks)`` -> the block labels in order, e.g.
+            ``ThreadPoolExecutor().map`` or a Dask client's ``map`` + ``gather``, to cluster blocks
+            in parallel (``fn`` reads its block from ``embeddings``, which the workers must then
+            be able to read); default: one after the other in this process.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` numbered by first appearance, 0 for background.
@@ -147,19 +152,24 @@ def blockwise_cluster(
     grid = block_grid(spatial, block_shape, overlap)
     from tqdm.auto import tqdm
 
-    labels: list[np.ndarray] = []
-    offsets: list[int] = []
-    total = 0
-    for _, block in tqdm(grid, desc="cluster", unit="block", disable=not progress):
-        emb = np.asarray(embeddings[(slice(None), *block)], dtype=np.float32)
+    def one(block: tuple[slice, ...]) -> np.ndarray:
         m = None if mask is None else mask[block]
         if m is not None and not m.any():
-            lab = np.zeros(m.shape, dtype=np.int64)
-        else:
-            lab = np.asarray(cluster(emb, m)).astype(np.int64)
-            if m is not None:
-                lab[~m] = 0
-        labels.append(lab)
+            return np.zeros(m.shape, dtype=np.int64)
+        emb = np.asarray(embeddings[(slice(None), *block)], dtype=np.float32)
+        lab = np.asarray(cluster(emb, m)).astype(np.int64)
+        if m is not None:
+            lab[~m] = 0
+        return lab
+
+    blocks = [block for _, block in grid]
+    if mapper is None:
+        labels = [one(b) for b in tqdm(blocks, desc="cluster", unit="block", disable=not progress)]
+    else:
+        labels = [np.asarray(lab) for lab in mapper(one, blocks)]
+    offsets: list[int] = []
+    total = 0
+    for lab in labels:
         offsets.append(total)
         total += int(lab.max(initial=0))
     uf = _UnionFind(total + 1)
