@@ -1,4 +1,4 @@
-"""The ``unetkit`` command: ``train``, ``predict``, ``evaluate``, ``demo``.
+"""The ``unetkit`` command: ``train``, ``predict``, ``segment``, ``evaluate``, ``demo``.
 
 Errors caused by input (missing files, bad axes or sizes, unknown config keys) are printed as
 one ``unetkit: error: ...`` line, without a traceback, and the exit status is 2. Other
@@ -59,6 +59,33 @@ def _parser() -> argparse.ArgumentParser:
                          "on the CPU unless --device cuda is given")
     pr.add_argument("--workers", type=int, default=None, metavar="N",
                     help="worker processes of --scheduler local (default 2; one torch thread each)")
+
+    sg = sub.add_parser("segment", help="instance labels from an embedding run (predict embeddings, then cluster)",
+                        description=(
+        "Predict embeddings of one image with the exact tiling of a run of task embedding or spoco, then cluster "
+        "them into instance labels (uint16, uint32 above 65535 objects). Embeddings larger than --memory-budget are "
+        "kept in a temporary file beside the output and clustered in overlapping blocks whose labels are merged "
+        "across block borders."))
+    sg.add_argument("-m", "--model", type=Path, required=True, metavar="RUN", help="run folder written by train")
+    sg.add_argument("-i", "--input", required=True, help="image file (file.h5:key for HDF5/Zarr)")
+    sg.add_argument("-o", "--output", required=True, help="label file to write (file.h5:key for HDF5/Zarr)")
+    sg.add_argument("--method", default="mws", choices=["mws", "mean-shift", "hdbscan", "consistency"],
+                    help="mws: mutex watershed (delta_d of the run, default); mean-shift (the run's bandwidth); "
+                         "hdbscan; consistency: SPOCO's consistency clustering (spoco runs: needs the momentum "
+                         "network g of the checkpoint)")
+    sg.add_argument("--mask", metavar="FG", help="foreground mask: a label image of the image's spatial shape, "
+                                                "nonzero = foreground; other pixels get 0")
+    sg.add_argument("--axes", help="axes of the input file, e.g. YX, CYX, ZYX (default: inferred)")
+    sg.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    sg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    sg.add_argument("--memory-budget", type=float, default=1024, metavar="MiB",
+                    help="activation memory per tile (default 1024 MiB), and the default --cluster-budget")
+    sg.add_argument("--cluster-budget", type=float, default=None, metavar="MiB",
+                    help="largest embeddings clustered at once (default: --memory-budget); larger ones are "
+                         "clustered blockwise, in blocks whose clustering needs about this much")
+    sg.add_argument("--overlap", type=int, default=None, metavar="PX",
+                    help="blockwise clustering: overlap of neighbouring blocks in pixels (default 32)")
+    sg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
     ev.add_argument("-p", "--pred", required=True, type=Path, help="prediction file or folder")
@@ -181,6 +208,38 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from unetkit.data.io import parse_location
+    from unetkit.inference.segment import segment_file
+    from unetkit.runs import checkpoint_path, load_run, select_device
+
+    for name, value in (("--memory-budget", args.memory_budget), ("--cluster-budget", args.cluster_budget)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a finite number of MiB > 0; got {value}")
+    if args.overlap is not None and args.overlap < 0:
+        raise InputError(f"--overlap must be >= 0 pixels, got {args.overlap}")
+    src, _ = parse_location(args.input)
+    if not src.exists():
+        raise MissingFileError(f"input {args.input} does not exist")
+    if args.mask is not None and not parse_location(args.mask)[0].exists():
+        raise MissingFileError(f"mask {args.mask} does not exist")
+    device = select_device(args.device, setting="--device")
+    cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
+    model.to(device)
+    if args.method == "consistency" and checkpoint_path(args.model, args.checkpoint).name != "last.pt":
+        warnings.warn("--method consistency: the momentum network g is kept in checkpoints/last.pt only, so f comes "
+                      "from best.pt and g from last.pt; pass --checkpoint last for a pair of the same step")
+    _, info = segment_file(model, task, cfg, args.input, args.output, method=args.method, mask=args.mask,
+                           axes=args.axes, overwrite=args.overwrite,
+                           checkpoint=checkpoint_path(args.model, "last"),  # g is task state of last.pt only
+                           memory_budget=int(args.memory_budget * 2**20),
+                           cluster_budget=None if args.cluster_budget is None else int(args.cluster_budget * 2**20),
+                           overlap=args.overlap, progress=True)
+    how = f"blockwise, blocks {'x'.join(map(str, info['block_shape']))}" if info["blockwise"] else "whole image"
+    print(f"wrote {args.output}: {info['objects']} objects ({args.method}, {how})")
+    return 0
+
+
 def _refuse_colliding_outputs(files: list[Path], targets: list[Path]) -> None:
     """Inputs that would write the same output (``a.tif``, ``a.tiff``, ``a.png`` -> ``a.tif``) are refused up front."""
     by_target: dict[Path, list[Path]] = {}
@@ -297,7 +356,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "segment": _cmd_segment, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
             "reproduce": _cmd_reproduce}
 
 

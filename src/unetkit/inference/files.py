@@ -11,7 +11,8 @@ embeddings into instances, :class:`~unetkit.tasks.EmbeddingTask`) never runs til
 raw output is stitched in memory first and post-processed once, so an object cut by a tile
 border keeps one id. That needs the raw ``(C_out, *S)`` float32 output in memory; above
 ``max_whole_output_bytes`` (:data:`WHOLE_OUTPUT_LIMIT`) it is refused (write logits and
-post-process them separately; blockwise clustering is not available yet).
+post-process them separately, or use ``unetkit segment`` (:mod:`unetkit.inference.segment`), which
+clusters blockwise when the embeddings exceed its memory budget).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def check_whole_output(task: Task, shape: tuple[int, ...], limit: int) -> None:
             f"pixel-wise and never runs tile by tile), i.e. the raw output {shape} float32 in memory: "
             f"{size / 2**30:.2f} GiB > the limit {limit / 2**30:.2f} GiB (max_whole_output_bytes). Write logits "
             "(output type 'logits') and post-process them separately, raise the limit, or predict a smaller "
-            "region; blockwise clustering is not available yet"
+            "region; or use `unetkit segment`, which clusters blockwise when the embeddings exceed its memory budget"
         )
 
 
@@ -119,6 +120,16 @@ def open_source(source: str | os.PathLike, axes: str | None, *, ndim: int, chann
     if n_ch != channels:
         raise InputError(f"{source}: image has {n_ch} channel(s) but model.in_channels is {channels}")
     return array, has_c
+
+
+def normalizer_for(array: Any, has_c: bool, cfg: Any, *, name: str) -> Any:
+    """The run's normalisation (``cfg.data.normalize``) with statistics of ``array`` (an image
+    from :func:`open_source`; a bounded regular subsample when it is large), after checking
+    the dtype and finiteness of that sample. Applied to every tile, so tiled = whole."""
+    sample = strided_sample(array, channel_axis=0 if has_c else None)  # the whole image when it is small
+    check_image(sample, name=name)  # dtype, NaN / inf (every tile is checked again when read)
+    return make_normalizer(sample if has_c else sample[None], cfg.data.normalize.mode, channel_axis=0,
+                           **cfg.data.normalize.kwargs())
 
 
 def predict_file(
@@ -174,10 +185,7 @@ def predict_file(
     whole = needs_whole_output(task, output_type)
     if whole:
         check_whole_output(task, full, max_whole_output_bytes)
-    sample = strided_sample(array, channel_axis=0 if has_c else None)  # the whole image when it is small
-    check_image(sample, name=str(source))  # dtype, NaN / inf (every tile is checked again when read)
-    normalizer = make_normalizer(sample if has_c else sample[None], cfg.data.normalize.mode, channel_axis=0,
-                                 **cfg.data.normalize.kwargs())
+    normalizer = normalizer_for(array, has_c, cfg, name=str(source))
     result_axes = ("" if drops_channels else "C") + "ZYX"[3 - ndim :]
     result_shape = spatial if drops_channels else full
     options = dict(tile_shape=tile_shape, memory_budget=memory_budget, batch_size=batch_size,
