@@ -72,8 +72,8 @@ class Budget:
     @classmethod
     def named(cls, name: str) -> Budget:
         if name == "full":
-            return cls(iterations=150, train_images=6, test_images=3, size=96, patch=48, budget_objects=6,
-                       iterations_3d=40, size_3d=32, patch_3d=16)
+            return cls(iterations=400, train_images=6, test_images=3, size=96, patch=48, budget_objects=6,
+                       iterations_3d=100, size_3d=32, patch_3d=16)
         if name == "smoke":
             return cls(iterations=2, train_images=2, test_images=1, size=40, patch=32, budget_objects=2,
                        iterations_3d=1, size_3d=16, patch_3d=16, base_features=4, embedding_dim=4)
@@ -82,8 +82,8 @@ class Budget:
 
 # ----------------------------------------------------------------------------- data
 def cells(n: int, shape: tuple[int, ...], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` crowded-cell images with instance labels (radius 4..8 px in 2-D, 3..5 in 3-D)."""
-    radius = (4.0, 8.0) if len(shape) == 2 else (3.0, 5.0)
+    """``n`` crowded-cell images with instance labels (radius 5..10 px in 2-D, 3..5 in 3-D)."""
+    radius = (5.0, 10.0) if len(shape) == 2 else (3.0, 5.0)
     return [blobs(shape, radius=radius, density=0.8, seed=1000 * seed + i) for i in range(n)]
 
 
