@@ -15,7 +15,7 @@ from typing import Any
 
 from unetkit.errors import InputError
 
-EXPERIMENTS = {"shift": "unetkit.reproduce.shift"}
+EXPERIMENTS = {"shift": "unetkit.reproduce.shift", "spoco": "unetkit.reproduce.spoco"}
 
 
 def get_experiment(name: str) -> Callable[..., dict[str, Any]]:
