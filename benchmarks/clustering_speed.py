@@ -26,15 +26,13 @@ unless ``--size`` itself is among the crops measured.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchcommon import load, machine, write_report
 
 from unetkit.clustering import hdbscan, mean_shift, mutex_watershed
 from unetkit.metrics.instance import adapted_rand_error, symmetric_best_dice
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     if full.get("extrapolated_seconds") is not None:
         full["extrapolated_ratio_to_mws"] = full["extrapolated_seconds"] / ref
     print(f"{args.size}x{args.size}, {args.dim}-D embeddings, {args.objects} objects + background; "
-          f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
+          f"torch threads {torch.get_num_threads()}, load {load():.1f}")
     for name, res in results.items():
         print(f"  {name:16s} {res['seconds']:8.3f} s   x{res['ratio_to_mws']:7.1f} of MWS   "
               f"ARE {res['adapted_rand_error']:.3f}   SBD {res['sbd']:.3f}   objects {res['objects']}")
@@ -149,12 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"HDBSCAN ~{full['extrapolated_seconds']:.0f} s, x{full['extrapolated_ratio_to_mws']:.0f} of MWS "
                   f"({args.size}^2 MWS measured above)")
     report = {"config": vars(args) | {"json": None}, "results": results, "hdbscan_all_pixels": full,
-              "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
-                          "load": os.getloadavg()[0]}}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    return report
+              "machine": machine(load=load())}
+    return write_report(report, args.json)
 
 
 if __name__ == "__main__":

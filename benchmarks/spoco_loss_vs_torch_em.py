@@ -36,10 +36,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
-import platform
-import statistics
 import sys
 import time
 import types
@@ -48,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from benchcommon import interleaved_medians, load, machine, with_threads, write_report
 
 from unetkit.losses.spoco import spoco_loss
 
@@ -184,13 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)  # the smoke tests share the process with the rest of the suite
+    return with_threads(args.threads, lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -245,21 +236,13 @@ def run(args: argparse.Namespace) -> dict:
         return time.perf_counter() - t0
 
     runs = {"unetkit": run_ours, "torch_em": run_tem}
-    load_before = os.getloadavg()[0]
-    for fn in runs.values():
-        for _ in range(args.warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    order = list(runs)
-    for r in range(args.rounds):
-        for k in order if r % 2 == 0 else order[::-1]:
-            times[k].append(runs[k]())
-    med = {k: statistics.median(v) for k, v in times.items()}
+    load_before = load()
+    med, times = interleaved_medians(runs, args.rounds, args.warmup)
     ratio = med["torch_em"] / med["unetkit"]
-    load = os.getloadavg()[0]
+    load_after = load()
 
     print(f"{args.batch} x {args.size}^2, {args.dim}-D, {args.objects} objects; sparse: {args.fraction} of them "
-          f"labelled; torch threads {torch.get_num_threads()}, load {load_before:.1f} -> {load:.1f}")
+          f"labelled; torch threads {torch.get_num_threads()}, load {load_before:.1f} -> {load_after:.1f}")
     for setting in ("dense", "sparse"):
         ours, theirs = values[setting]["unetkit"], values[setting]["torch_em"]
         print(f"  {setting} (image 0): term  unetkit  torch-em")
@@ -273,12 +256,8 @@ def run(args: argparse.Namespace) -> dict:
     print(f"  forward+backward (sparse, with g, no L_U-push): unetkit {med['unetkit'] * 1000:.1f} ms, torch-em "
           f"{med['torch_em'] * 1000:.1f} ms (medians of {args.rounds}); torch-em / unetkit x{ratio:.2f}")
     report |= {"values": values, "median_seconds": med, "all_seconds": times, "ratio_torch_em_to_unetkit": ratio,
-               "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
-                           "load_before": load_before, "load_after": load}}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    return report
+               "machine": machine(load_before=load_before, load_after=load_after)}
+    return write_report(report, args.json)
 
 
 if __name__ == "__main__":

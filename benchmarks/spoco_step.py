@@ -22,15 +22,12 @@ a fraction of the objects labelled, the rest and the background unlabelled, so a
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchcommon import interleaved_medians, load, machine, with_threads, write_report
 
 from unetkit.data.datasets import PatchSampler, Sample
 from unetkit.models import UNet
@@ -98,13 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        return run(args)
-    finally:
-        torch.set_num_threads(threads)  # the smoke tests share the process with the rest of the suite
+    return with_threads(args.threads, lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -122,32 +113,20 @@ def run(args: argparse.Namespace) -> dict:
                            args.batch, args.seed, args.optimizer),
     }
     params = sum(p.numel() for p in contenders["spoco"].model.parameters())
-    load_before = os.getloadavg()[0]
-    for c in contenders.values():
-        for _ in range(args.warmup):
-            c.step()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    order = list(contenders)
-    for r in range(args.rounds):
-        for name in order if r % 2 == 0 else order[::-1]:
-            times[name].append(contenders[name].step())
-    med = {name: statistics.median(t) for name, t in times.items()}
+    load_before = load()
+    med, times = interleaved_medians({name: c.step for name, c in contenders.items()}, args.rounds, args.warmup)
     ratio = med["spoco"] / med["embedding"]
-    load = os.getloadavg()[0]
+    load_after = load()
     print(f"2-D U-Net depth {args.depth}, {args.features} base features ({params:,} parameters), "
           f"{args.dim}-D embeddings, batch {args.batch} x {args.patch}^2, SPOCO fraction {args.fraction}; "
-          f"torch threads {torch.get_num_threads()}, load {load_before:.1f} -> {load:.1f}")
+          f"torch threads {torch.get_num_threads()}, load {load_before:.1f} -> {load_after:.1f}")
     for name, m in med.items():
         print(f"  {name:10s} {m * 1000:8.1f} ms/step (median of {args.rounds})")
     print(f"  spoco / embedding: x{ratio:.2f} per training step")
     report = {"config": vars(args) | {"json": None}, "median_seconds": med, "all_seconds": times,
               "ratio_spoco_to_embedding": ratio, "parameters": params,
-              "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
-                          "load_before": load_before, "load_after": load}}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    return report
+              "machine": machine(load_before=load_before, load_after=load_after)}
+    return write_report(report, args.json)
 
 
 if __name__ == "__main__":
