@@ -54,6 +54,7 @@ The optional adversarial term (WGAN-GP critic on the masks of :func:`object_mask
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Literal
 
@@ -477,46 +478,30 @@ def spoco_loss(
     return loss, parts
 
 
+def _option_defaults() -> dict[str, object]:
+    """The keyword options of :func:`spoco_loss` (all but ``generator``) with their defaults."""
+    params = inspect.signature(spoco_loss).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "generator"}
+
+
 class SPOCOLoss(nn.Module):
     """Module twin of :func:`spoco_loss` (L_SSO, Eq. 8, defaults of the notes section 3).
 
-    ``forward(embeddings, instances, g_embeddings=None, generator=None)`` returns the weighted
-    total; :meth:`components` the ``(loss, parts)`` pair. ``generator`` given at construction
-    is used when a call passes none (global torch RNG when both are None).
+    Takes the keyword options of :func:`spoco_loss` (same names and defaults; an unknown name
+    is an ``InputError``). ``forward(embeddings, instances, g_embeddings=None, generator=None)``
+    returns the weighted total; :meth:`components` the ``(loss, parts)`` pair. ``generator``
+    given at construction is used when a call passes none (global torch RNG when both are None).
+    ``options`` holds every option, defaults filled in.
     """
 
-    def __init__(
-        self,
-        *,
-        delta_v: float = 0.5,
-        delta_d: float = 2.0,
-        t: float = 0.9,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        reg_weight: float = 0.001,
-        obj_weight: float = 1.0,
-        u_push_weight: float = 1.0,
-        u_con_weight: float = 1.0,
-        anchor: Anchor = "random",
-        obj_loss: ObjLoss = "dice",
-        obj_region: Region = "labelled",
-        con_region: ConRegion = "unlabelled",
-        max_anchors: int = 20,
-        min_uncovered: float = 0.05,
-        unlabelled: int | None = 0,
-        background: int | None = None,
-        ignore_index: int | None = -1,
-        generator: torch.Generator | None = None,
-    ) -> None:
+    def __init__(self, *, generator: torch.Generator | None = None, **options: object) -> None:
         super().__init__()
-        self.options = dict(
-            delta_v=delta_v, delta_d=delta_d, t=t, alpha=alpha, beta=beta, reg_weight=reg_weight,
-            obj_weight=obj_weight, u_push_weight=u_push_weight, u_con_weight=u_con_weight, anchor=anchor,
-            obj_loss=obj_loss, obj_region=obj_region, con_region=con_region, max_anchors=max_anchors,
-            min_uncovered=min_uncovered, unlabelled=unlabelled, background=background,
-            ignore_index=ignore_index,
-        )
-        kernel_scale(delta_v, t)  # validates t and delta_v early
+        defaults = _option_defaults()
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise InputError(f"unknown SPOCO loss option(s) {', '.join(unknown)}; valid: {', '.join(defaults)}")
+        self.options = {**defaults, **options}
+        kernel_scale(float(self.options["delta_v"]), float(self.options["t"]))  # validates t and delta_v early
         self.generator = generator
 
     def components(self, embeddings: Tensor, instances: Tensor, g_embeddings: Tensor | None = None,
