@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetkit.data.io import check_image, new_array, open_array, parse_location, validate_axes
+from unetkit.data.io import new_array, open_array, parse_location, validate_axes
 from unetkit.data.io.paths import resolve
 from unetkit.errors import InputError, UnetkitError
 from unetkit.inference.fast import forward_batch, to_fast_layout
@@ -66,6 +66,7 @@ from unetkit.inference.files import (
     check_whole_output,
     labels_of,
     needs_whole_output,
+    normalizer_for,
     probabilities_of,
 )
 from unetkit.inference.predict import _check_dtype, _layout, read_tile
@@ -493,12 +494,7 @@ def run_normalizer(cfg: Any, array: Any, *, channels: bool, name: str = "the sou
     and the returned pixel-wise ``(C, *tile) -> (C, *tile)`` function holds only the small
     per-channel ``(offset, scale)`` arrays, so it is cheap to broadcast to the workers.
     """
-    from unetkit.data.normalize import make_normalizer, strided_sample
-
-    sample = strided_sample(array, channel_axis=0 if channels else None)
-    check_image(sample, name=name)
-    return make_normalizer(sample if channels else sample[None], cfg.data.normalize.mode, channel_axis=0,
-                           **cfg.data.normalize.kwargs())
+    return normalizer_for(array, channels, cfg, name=name)
 
 
 def predict_file_dask(

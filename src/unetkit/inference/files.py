@@ -32,6 +32,7 @@ from unetkit.data.normalize import make_normalizer, strided_sample
 from unetkit.errors import InputError
 from unetkit.inference.predict import predict
 from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET, plan_tiles
+from unetkit.tasks.base import predict_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from unetkit.tasks import Task
@@ -55,7 +56,7 @@ class PointwiseSink:
 
 def labels_of(output: np.ndarray, task: Task) -> np.ndarray:
     """The task's post-processing of one raw output ``(C, *S)``: labels ``(*S)`` uint16."""
-    return task.postprocess(torch.from_numpy(np.ascontiguousarray(output))[None])[0].numpy().astype(np.uint16)
+    return predict_labels(task, output).astype(np.uint16)
 
 
 def probabilities_of(output: np.ndarray) -> np.ndarray:
