@@ -11,7 +11,7 @@ from torch import Tensor
 from unetkit.errors import ConfigError, InputError
 from unetkit.losses import DiscriminativeLoss
 from unetkit.tasks.base import IGNORE, Task, TaskConfig
-from unetkit.tasks.instances import InstanceAccumulator, cluster_each
+from unetkit.tasks.instances import InstanceAccumulator, cluster_each, instance_labels
 from unetkit.tasks.registry import register_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,16 +96,7 @@ class EmbeddingTask(Task):
                                             background=background, ignore_index=IGNORE)
 
     def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
-        lab = np.asarray(labels)
-        if lab.dtype.kind == "f":
-            if not np.all(np.isfinite(lab)) or not np.array_equal(lab, np.round(lab)):
-                raise InputError(f"instance labels must be integers, got non-integral {lab.dtype} values")
-        elif lab.dtype.kind not in "biu":
-            raise InputError(f"instance labels must be integers, got dtype {lab.dtype}")
-        low = lab.min(initial=0)
-        if low < 0:
-            raise InputError(f"instance labels must be >= 0 (0 = background), found {low}")
-        return lab.astype(np.int64, copy=False)
+        return instance_labels(labels)
 
     def loss(self, output: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
         if output.shape[1] != self.embedding_dim:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from unetkit.errors import InputError
 from unetkit.metrics.instance import (
     adapted_rand_error,
     count_objects,
@@ -15,6 +16,21 @@ from unetkit.metrics.instance import (
     symmetric_best_dice,
 )
 from unetkit.tasks.base import MetricAccumulator
+
+
+def instance_labels(labels: np.ndarray) -> np.ndarray:
+    """Check an instance label image as read (integers, or floats with integral values; all
+    ``>= 0``, 0 = background / unlabelled) and return it as int64 ``(*S)``."""
+    lab = np.asarray(labels)
+    if lab.dtype.kind == "f":
+        if not np.all(np.isfinite(lab)) or not np.array_equal(lab, np.round(lab)):
+            raise InputError(f"instance labels must be integers, got non-integral {lab.dtype} values")
+    elif lab.dtype.kind not in "biu":
+        raise InputError(f"instance labels must be integers, got dtype {lab.dtype}")
+    low = lab.min(initial=0)
+    if low < 0:
+        raise InputError(f"instance labels must be >= 0 (0 = background), found {low}")
+    return lab.astype(np.int64, copy=False)
 
 
 def cluster_each(output: Tensor, cluster: Callable[[Tensor], Tensor]) -> Tensor:

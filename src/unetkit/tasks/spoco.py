@@ -36,7 +36,7 @@ from unetkit.data.transforms import build_augmentation
 from unetkit.errors import InputError
 from unetkit.losses.spoco import SPOCOLoss
 from unetkit.tasks.base import Batch, Task, TaskConfig
-from unetkit.tasks.instances import InstanceAccumulator, cluster_each
+from unetkit.tasks.instances import InstanceAccumulator, cluster_each, instance_labels
 from unetkit.tasks.momentum import MomentumNetwork
 from unetkit.tasks.registry import register_task
 
@@ -134,14 +134,7 @@ class SpocoTask(Task):
         return lab
 
     def prepare_validation_labels(self, labels: np.ndarray) -> np.ndarray:
-        lab = np.asarray(labels)
-        if lab.dtype.kind == "f" and np.array_equal(lab, np.round(lab)) and np.isfinite(lab).all():
-            lab = lab.astype(np.int64)
-        if lab.dtype.kind not in "biu":
-            raise InputError(f"instance labels must be integers, got dtype {lab.dtype}")
-        if lab.size and lab.min() < 0:
-            raise InputError(f"instance labels must be >= 0 (0 = background / unlabelled), found {lab.min()}")
-        return lab.astype(np.int64, copy=False)
+        return instance_labels(labels)
 
     # ------------------------------------------------------------------ training
     def setup(self, model: nn.Module) -> None:
