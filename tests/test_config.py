@@ -88,3 +88,17 @@ def test_override_paths_resolve_against_the_working_directory(tmp_path: Path, mo
     assert cfg.data.train is not None and cfg.data.val is not None
     assert cfg.data.train.images == (work / "imgs").resolve()
     assert cfg.data.val.images == (conf / "v_im").resolve()
+
+
+def test_background_path_resolves_like_the_other_data_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "configs"
+    conf.mkdir()
+    (conf / "c.yaml").write_text(yaml.safe_dump({
+        "task": {"name": "spoco", "labels": "sparse"},
+        "data": {"train": {"images": "im", "labels": "lab", "background": "bg"}}}))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(conf / "c.yaml")
+    assert cfg.data.train is not None and cfg.data.train.background == (conf / "bg").resolve()
+    cfg = load_config(conf / "c.yaml", ["data.train.background=other"])
+    assert cfg.data.train is not None and cfg.data.train.background == (tmp_path / "other").resolve()
+    assert validate_config({}).data.train is None

@@ -21,10 +21,18 @@ from unetkit.utils.schema import Strict, error_lines, raise_config_errors
 
 
 class SplitConfig(Strict):
-    """A folder of images and a folder of labels paired by file stem."""
+    """A folder of images and a folder of labels paired by file stem.
+
+    ``background`` (optional, training split of task spoco with ``labels: sparse`` only): a
+    folder of annotated background masks paired with the images by file stem like the labels
+    (an image without a mask has no annotated background), or one mask file when there is a
+    single image; nonzero = background painted by the annotator. Checked when the data are read
+    (missing files, shape against the label image, overlap with labelled objects).
+    """
 
     images: Path
     labels: Path
+    background: Path | None = None
 
 
 class NormalizeConfig(Strict):
@@ -108,6 +116,13 @@ class RunConfig(Strict):
                 f"data.patch_shape {self.data.patch_shape} has {len(self.data.patch_shape)} values "
                 f"but model.ndim is {self.model.ndim}"
             )
+        if self.data.train is not None and self.data.train.background is not None:
+            problem = self.task.background_mask_problem()
+            if problem:
+                raise ValueError(f"data.train.background: {problem}")
+        if self.data.val is not None and self.data.val.background is not None:
+            raise ValueError("data.val.background: validation scores against the labels as read and uses no "
+                             "background mask; set the mask on data.train.background only")
         return self
 
 
@@ -200,7 +215,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-DATA_PATH_KEYS = (("train", "images"), ("train", "labels"), ("val", "images"), ("val", "labels"))
+DATA_PATH_KEYS = (("train", "images"), ("train", "labels"), ("train", "background"),
+                  ("val", "images"), ("val", "labels"), ("val", "background"))
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -240,7 +256,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
-    """Make the relative ``data.{train,val}.{images,labels}`` strings of a raw config absolute, in place."""
+    """Make the relative ``data.{train,val}.{images,labels,background}`` strings of a raw config absolute, in place."""
     data = raw.get("data")
     for split, key in DATA_PATH_KEYS:
         node = data.get(split) if isinstance(data, dict) else None

@@ -647,6 +647,26 @@ def test_pair_images_labels(tmp_path):
     assert "'z5.tif'" not in msg and "2 more" in msg
 
 
+def test_pair_masks(tmp_path):
+    img, bg = tmp_path / "img", tmp_path / "bg"
+    for name in ["a.tif", "b.tif", "c.h5"]:
+        io.write_image(img / name, np.zeros((3, 4), np.uint8), axes="YX")
+    images = sorted(img.iterdir())
+    for name in ["a.png", "c.tif", "extra.tif"]:
+        io.write_image(bg / name, np.zeros((3, 4), np.uint8), axes="YX")
+    with pytest.warns(SkippedFilesWarning, match=r"1 mask file\(s\) .* have no image .*'extra\.tif'"):
+        pairs = io.pair_masks(images, bg)
+    assert {i.name: m.name for i, m in pairs.items()} == {"a.tif": "a.png", "c.h5": "c.tif"}  # b: no mask
+    with pytest.raises(MissingFileError, match="no such file or directory"):
+        io.pair_masks(images, tmp_path / "nope")
+    with pytest.raises(InputError, match=r"none of the 1 mask\(s\) in .* is named like an image \('z\.tif'\)"):
+        io.write_image(tmp_path / "other" / "z.tif", np.zeros((3, 4), np.uint8), axes="YX")
+        io.pair_masks(images, tmp_path / "other")
+    with pytest.raises(InputError, match="is a single file but there are 3 images"):
+        io.pair_masks(images, bg / "a.png")
+    assert io.pair_masks(images[:1], bg / "extra.tif") == {images[0]: bg / "extra.tif"}
+
+
 # --------------------------------------------------------------------------------------------
 # Module hygiene
 # --------------------------------------------------------------------------------------------

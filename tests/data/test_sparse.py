@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unetkit.data.sparse import keep_fraction_of_objects, object_rng, objects_to_keep, with_background
+from unetkit.data.sparse import (
+    BACKGROUND_ID,
+    check_background,
+    keep_fraction_of_objects,
+    object_rng,
+    objects_to_keep,
+    with_background,
+)
 from unetkit.data.synthetic import blobs
 from unetkit.errors import InputError
 
@@ -63,3 +70,28 @@ def test_background_mask_becomes_one_object() -> None:
         with_background(labels, bg[:2])
     with pytest.raises(InputError, match="integer"):
         keep_fraction_of_objects(labels.astype(float), 0.5, np.random.default_rng(0))
+
+
+def test_background_gets_the_reserved_id_objects_keep_theirs() -> None:
+    labels = np.array([[0, 3, 3, 0], [0, 0, 7, 0], [0, 0, 0, 0]], np.uint16)
+    bg = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], np.uint8) * 255  # nonzero = background
+    kept = labels.copy(), bg.copy()
+    out, bg_id = with_background(labels, bg, background_id=BACKGROUND_ID)
+    B = BACKGROUND_ID
+    assert bg_id == B and out.dtype == np.int64
+    assert out.tolist() == [[B, 3, 3, 0], [B, B, 7, 0], [0, 0, 0, 0]]
+    assert np.array_equal(labels, kept[0]) and np.array_equal(bg, kept[1])  # inputs untouched
+    # no mask pixels: the labels come back unchanged (no background)
+    assert np.array_equal(with_background(labels, np.zeros_like(bg), background_id=B)[0], labels)
+    with pytest.raises(InputError, match=r"object id 7 is not below the background id 7"):
+        with_background(labels, bg, background_id=7)
+
+
+def test_check_background_names_the_mask() -> None:
+    labels = np.array([[0, 2], [0, 0]])
+    assert check_background(labels, np.array([[5, 0], [0, 1]])).tolist() == [[True, False], [False, True]]
+    with pytest.raises(InputError, match=r"^'m\.tif': background mask of shape \(1, 2\) does not match labels of "
+                                         r"shape \(2, 2\); give a mask of the label image's shape"):
+        check_background(labels, np.zeros((1, 2)), name="'m.tif'")
+    with pytest.raises(InputError, match=r"^'m\.tif': the background mask covers 1 pixel\(s\) of labelled objects"):
+        check_background(labels, np.ones((2, 2), bool), name="'m.tif'")

@@ -1,6 +1,8 @@
 """In-memory datasets of image/label pairs and random patch sampling sized by the model.
 
-A :class:`Sample` is one image ``(C, *S)`` float32 (normalised) with its labels ``(*S)``.
+A :class:`Sample` is one image ``(C, *S)`` float32 (normalised) with its labels ``(*S)`` and,
+optionally, an annotated background mask ``(*S)`` bool (sparse labels; the task turns it into
+labelled background in the training target, see :meth:`unetkit.tasks.Task.prepare_background`).
 :class:`PatchSampler` draws batches of input patches of a valid input shape I together with
 the label patches of the matching output shape O (the centre of the input window): with
 valid padding the labels are the centre crop, so no label pixel is wasted or misaligned.
@@ -17,8 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from unetkit.data.io import check_image, pair_images_labels, read_image, read_labels
+from unetkit.data.io import (
+    check_image,
+    pair_images_labels,
+    pair_masks,
+    read_image,
+    read_labels,
+)
 from unetkit.data.normalize import normalize
+from unetkit.data.sparse import check_background
 from unetkit.data.windows import read_window
 from unetkit.errors import InputError
 
@@ -33,11 +42,14 @@ class Sample:
         image: ``(C, *S)`` float32, normalised.
         labels: ``(*S)`` int64 training target (after the task's label preparation).
         name: file stem or generator id, for messages and outputs.
+        background: ``(*S)`` bool annotated background mask (True = background painted by the
+            annotator; it never overlaps an object of ``labels``), or None (no mask).
     """
 
     image: np.ndarray
     labels: np.ndarray
     name: str = ""
+    background: np.ndarray | None = None
 
 
 def to_channels_first(array: np.ndarray, axes: str, *, ndim: int, channels: int, name: str) -> np.ndarray:
@@ -65,6 +77,8 @@ def make_sample(
     prepare_labels: Callable[[np.ndarray], np.ndarray] | None = None,
     name: str = "",
     image_axes: str | None = None,
+    background: np.ndarray | None = None,
+    background_name: str | None = None,
 ) -> Sample:
     """Validate and normalise one image/label pair given as arrays.
 
@@ -72,6 +86,10 @@ def make_sample(
         image: ``([C,] *S)``; ``image_axes`` (canonical order, e.g. ``"CYX"``) says whether C is present;
             when None, a C axis is assumed iff ``image.ndim == ndim + 1``.
         labels: ``(*S)`` integer labels.
+        background: optional ``(*S)`` annotated background mask (nonzero = background); checked
+            against the prepared labels (same shape, no overlap with objects,
+            :func:`unetkit.data.sparse.check_background`) and kept as bool.
+        background_name: how messages name the mask (its file); default ``name``.
     """
     check_image(image, name=name or "image")
     axes = image_axes or (("C" if image.ndim == ndim + 1 else "") + "ZYX"[3 - ndim :])
@@ -85,7 +103,11 @@ def make_sample(
     kwargs = dict(normalize_kwargs or {})
     img = normalize(img.astype(np.float32, copy=False), normalize_mode, channel_axis=0, **kwargs)  # type: ignore[arg-type]
     lab = prepare_labels(labels) if prepare_labels else labels.astype(np.int64, copy=False)
-    return Sample(np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab, dtype=np.int64), name)
+    mask = None
+    if background is not None:
+        mask = check_background(lab, background, name=background_name or name or "background mask")
+    return Sample(np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab, dtype=np.int64), name,
+                  mask)
 
 
 def load_folder(
@@ -99,19 +121,30 @@ def load_folder(
     normalize_mode: str = "percentile",
     normalize_kwargs: dict[str, Any] | None = None,
     prepare_labels: Callable[[np.ndarray], np.ndarray] | None = None,
+    background: str | Path | None = None,
 ) -> list[Sample]:
     """Read all image/label pairs of two folders (paired by file stem) into memory.
 
+    ``background``: optional annotated background masks (a folder paired with the images by
+    file stem like the labels, or one file for a single image; read like labels, with
+    ``label_axes``; nonzero = background). Images without a mask get ``Sample.background = None``.
+    The files are only read, never modified.
+
     Raises ``InputError`` when every label image is empty (all 0): there is nothing to learn.
     """
+    pairs = pair_images_labels(image_dir, label_dir)
+    masks = pair_masks([img for img, _ in pairs], background) if background is not None else {}
     samples = []
-    for img_path, lab_path in pair_images_labels(image_dir, label_dir):
+    for img_path, lab_path in pairs:
         image, img_axes = read_image(img_path, axes=axes)
         labels, _ = read_labels(lab_path, axes=label_axes)
+        mask_path = masks.get(img_path)
+        mask = read_labels(mask_path, axes=label_axes)[0] if mask_path is not None else None
         samples.append(
             make_sample(image, labels, ndim=ndim, channels=channels, normalize_mode=normalize_mode,
                         normalize_kwargs=normalize_kwargs, prepare_labels=prepare_labels,
-                        name=img_path.name, image_axes=img_axes)
+                        name=img_path.name, image_axes=img_axes, background=mask,
+                        background_name=f"'{mask_path}'" if mask_path is not None else None)
         )
     if all(not s.labels.any() for s in samples):
         raise InputError(f"all label images in {label_dir} are empty (only 0 = background): nothing to learn")

@@ -7,8 +7,15 @@ the background included, is *unlabelled* (label 0), never a negative. Two ways t
   ``round(p * n)`` of the ``n`` objects of an image (at least one when the image has any),
   chosen by a seeded generator; the choice depends only on the seed and the label image, not
   on the order images are loaded in (:func:`object_rng`);
-* from data sparsely labelled on disk: 0 already means unlabelled; an optional background mask
-  (:func:`with_background`) adds the annotated background as one more labelled object.
+* from data sparsely labelled on disk: 0 already means unlabelled; an optional annotated
+  background mask (bool ``([Z,] Y, X)``, True = background painted by the annotator; read from
+  ``data.train.background``) adds the annotated background as one more *labelled* cluster:
+  :func:`check_background` checks a mask against its label image (same shape, no overlap with
+  labelled objects) and :func:`with_background` writes it into the labels, either with an id
+  one above the image's largest (``background_id=None``) or with the run-wide reserved
+  :data:`BACKGROUND_ID` the spoco task uses, so that one loss (``background=BACKGROUND_ID,
+  unlabelled=0``) serves every image and every patch of a batch. An image without a mask
+  simply has no labelled background pixels.
 
 Label images are integer arrays ``([Z,] Y, X)``; ids need not be consecutive.
 """
@@ -21,6 +28,10 @@ import zlib
 import numpy as np
 
 from unetkit.errors import InputError
+
+BACKGROUND_ID = 2**31 - 1
+"""Id of the annotated background in the spoco task's sparse training labels (the largest int32,
+exact in float64 so nearest-neighbour augmentations keep it); object ids must stay below it."""
 
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
@@ -70,28 +81,57 @@ def keep_fraction_of_objects(labels: np.ndarray, fraction: float, rng: np.random
     return np.where(np.isin(lab, kept), lab, 0).astype(lab.dtype, copy=False)
 
 
-def with_background(labels: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, int]:
-    """Add an annotated background mask as one more labelled object.
+def check_background(labels: np.ndarray, background: np.ndarray, *, name: str = "background mask") -> np.ndarray:
+    """Check an annotated background mask against its label image; return it as bool.
 
     Args:
-        labels: sparse instance labels ``([Z,] Y, X)`` (0 = unlabelled).
-        background: bool mask of the same shape, True where background was annotated; it must
-            not overlap a labelled object.
+        labels: sparse instance labels ``([Z,] Y, X)`` (0 = unlabelled, ids > 0 objects).
+        background: mask ``([Z,] Y, X)`` of any integer or bool dtype; nonzero = background.
+        name: how messages name the mask (e.g. its file).
 
     Returns:
-        ``(labels, background_id)``: labels with the background pixels set to ``background_id``
-        (one above the largest id), and that id.
+        bool mask ``([Z,] Y, X)``, True on the annotated background.
+
+    Raises:
+        InputError: shapes differ, or the mask covers pixels of labelled objects.
     """
     lab = _check_labels(labels)
     mask = np.asarray(background)
     if mask.shape != lab.shape:
-        raise InputError(f"background mask of shape {mask.shape} does not match labels of shape {lab.shape}")
-    mask = mask.astype(bool)
+        raise InputError(f"{name}: background mask of shape {mask.shape} does not match labels of shape {lab.shape}; "
+                         "give a mask of the label image's shape (nonzero = annotated background)")
+    mask = mask != 0
     clash = int(np.count_nonzero(mask & (lab > 0)))
     if clash:
-        raise InputError(f"the background mask covers {clash} pixel(s) of labelled objects; "
+        raise InputError(f"{name}: the background mask covers {clash} pixel(s) of labelled objects; "
                          "background and objects must not overlap")
-    bg_id = int(lab.max(initial=0)) + 1
+    return mask
+
+
+def with_background(labels: np.ndarray, background: np.ndarray, *, background_id: int | None = None,
+                    name: str = "background mask") -> tuple[np.ndarray, int]:
+    """Add an annotated background mask as one more labelled object.
+
+    Args:
+        labels: sparse instance labels ``([Z,] Y, X)`` (0 = unlabelled).
+        background: mask of the same shape, nonzero (True) where background was annotated; it
+            must not overlap a labelled object (:func:`check_background`).
+        background_id: id to give the background; None: one above the largest id of this image.
+            A fixed id (e.g. :data:`BACKGROUND_ID`) must be above every object id.
+        name: how messages name the mask.
+
+    Returns:
+        ``(labels, background_id)``: int64 labels ``([Z,] Y, X)`` (a new array; the input is not
+        modified) with the background pixels set to ``background_id``, and that id.
+    """
+    lab = _check_labels(labels)
+    mask = check_background(lab, background, name=name)
+    top = int(lab.max(initial=0))
+    if background_id is None:
+        background_id = top + 1
+    elif background_id <= top:
+        raise InputError(f"{name}: object id {top} is not below the background id {background_id}; "
+                         f"object ids must be below {background_id}")
     out = lab.astype(np.int64, copy=True)
-    out[mask] = bg_id
-    return out, bg_id
+    out[mask] = background_id
+    return out, int(background_id)

@@ -62,6 +62,12 @@ class TaskConfig(Strict):
     instance labels (``blobs``), interrupts it, resumes it and requires the result to be bitwise
     that of an uninterrupted run. ``"model"`` in an example overrides model keys."""
 
+    def background_mask_problem(self) -> str | None:
+        """Why this task section cannot use an annotated background mask (``data.train.background``),
+        or None when it can (then the task implements :meth:`Task.prepare_background`)."""
+        return (f"task {self.name!r} does not use a background mask; data.train.background is for "
+                "task spoco with labels: sparse")
+
 
 class MetricAccumulator(ABC):
     """Collects per-image results and reports dataset-level numbers."""
@@ -108,6 +114,16 @@ class Task(ABC):
         its training labels sparse (SPOCO@p) validates against the dense labels this way.
         """
         return self.prepare_labels(labels)
+
+    def prepare_background(self, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Training target ``(*S)`` (from :meth:`prepare_labels`) and an annotated background mask
+        ``(*S)`` bool -> the target with the annotated background labelled.
+
+        Called by the trainer only for training images that have a mask (never for validation);
+        only tasks whose config's :meth:`TaskConfig.background_mask_problem` is None accept masks.
+        """
+        raise InputError(f"task {self.name!r} does not use a background mask; it is for task spoco with "
+                         "labels: sparse")
 
     @abstractmethod
     def postprocess(self, output: Tensor) -> Tensor:

@@ -7,8 +7,17 @@ section 3) through the one trainer's hooks:
   (``background=0, unlabelled=None`` in the loss). With ``fraction: p < 1`` (SPOCO@p) each
   image keeps ``round(p * n)`` of its ``n`` objects (at least one), chosen by ``label_seed`` and
   the image's content (:mod:`unetkit.data.sparse`); everything else, background included, is
-  unlabelled (0). ``labels: sparse`` takes labels that are already sparse on disk (0 =
-  unlabelled). Validation always scores against the labels as read (dense ground truth).
+  unlabelled (0; ``background=None, unlabelled=0``). ``labels: sparse`` takes labels that are
+  already sparse on disk (0 = unlabelled, ids > 0 objects, which must stay below
+  :data:`~unetkit.data.sparse.BACKGROUND_ID`); the loss is ``background=BACKGROUND_ID,
+  unlabelled=0`` for the whole run.
+* ``prepare_background`` (``labels: sparse`` only): an image's annotated background mask
+  (``data.train.background``) gets the reserved id :data:`~unetkit.data.sparse.BACKGROUND_ID`
+  in its training target, so the annotated background is one more labelled cluster (pull,
+  push, regulariser, a labelled mean in L_U-push) but not an object of L_obj, in every patch
+  and batch alike; objects keep their ids. Images without a mask have no labelled background.
+  Validation always scores against the labels as read (dense ground truth; no mask, so an
+  annotated background that is 0 on disk stays background there).
 * ``make_batch``: each patch gives two views that keep location and shape: the sampler's patch
   (with the run's augmentations) for f, and the same patch with independent photometric
   augmentations (``view_augment``: noise, blur, intensity) for the momentum network g.
@@ -31,7 +40,12 @@ import numpy as np
 from pydantic import Field
 from torch import Tensor, nn
 
-from unetkit.data.sparse import keep_fraction_of_objects, object_rng
+from unetkit.data.sparse import (
+    BACKGROUND_ID,
+    keep_fraction_of_objects,
+    object_rng,
+    with_background,
+)
 from unetkit.data.transforms import build_augmentation
 from unetkit.errors import InputError
 from unetkit.losses.spoco import SPOCOLoss
@@ -76,6 +90,12 @@ class SpocoTaskConfig(TaskConfig):
         {"fraction": 1.0, "model": {"out_channels": 4}},
     )
 
+    def background_mask_problem(self) -> str | None:
+        if self.labels == "sparse":
+            return None
+        return ("a background mask needs task.labels: sparse (labels sparse on disk, 0 = unlabelled); "
+                "with labels: dense the background is 0 in the label images")
+
 
 @register_task
 class SpocoTask(Task):
@@ -107,7 +127,9 @@ class SpocoTask(Task):
             if type(t).__name__ not in ("GaussianNoise", "GaussianBlur", "IntensityJitter"):
                 raise InputError(f"view_augment must keep location and shape (noise, blur, intensity); "
                                  f"got {type(t).__name__}")
-        background = None if self.sparse else 0
+        # one background id for the whole run: 0 for dense labels, the reserved id for labels
+        # sparse on disk (annotated background masks), none (unlabelled) for SPOCO@p
+        background = 0 if not self.sparse else BACKGROUND_ID if labels == "sparse" else None
         unlabelled = 0 if self.sparse else None
         self.criterion = SPOCOLoss(background=background, unlabelled=unlabelled, **loss)
         self.delta_v = float(self.criterion.options["delta_v"])
@@ -128,10 +150,21 @@ class SpocoTask(Task):
 
     # ------------------------------------------------------------------ labels
     def prepare_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Label image ``(*S)`` as read -> training target ``(*S)`` int64 (see the module docstring)."""
         lab = self.prepare_validation_labels(labels)
         if self.label_mode == "dense" and self.fraction < 1:
             lab = keep_fraction_of_objects(lab, self.fraction, object_rng(lab, self.label_seed))
+        if self.label_mode == "sparse" and lab.size and int(lab.max()) >= BACKGROUND_ID:
+            raise InputError(f"sparse labels hold object id {int(lab.max())}; ids must be below {BACKGROUND_ID} "
+                             "(reserved for the annotated background); relabel the objects with smaller ids")
         return lab
+
+    def prepare_background(self, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Training target ``(*S)`` and annotated background mask ``(*S)`` bool -> the target with
+        the mask's pixels set to :data:`~unetkit.data.sparse.BACKGROUND_ID` (a new array)."""
+        if self.label_mode != "sparse":
+            raise InputError(f"a background mask needs labels='sparse' (the task has labels={self.label_mode!r})")
+        return with_background(target, mask, background_id=BACKGROUND_ID)[0]
 
     def prepare_validation_labels(self, labels: np.ndarray) -> np.ndarray:
         return instance_labels(labels)

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,34 +185,47 @@ class Trainer:
     def _data(self, train: list[Sample] | None, val: list[Sample] | None) -> tuple[list[Sample], list[Sample]]:
         """Training and validation samples. Every label image goes through the task's
         ``prepare_validation_labels`` (checks, as read); training samples then through
-        ``prepare_labels`` (e.g. SPOCO@p keeps a fraction of the objects), after the split."""
+        ``prepare_labels`` (e.g. SPOCO@p keeps a fraction of the objects), after the split, and
+        those with an annotated background mask through ``prepare_background``. Validation
+        samples keep the labels as read (their masks, if any, are not used)."""
         cfg = self.cfg
         check = self.task.prepare_validation_labels
         if train is None:
             if cfg.data.train is None:
                 raise ConfigError("no training data: set data.train.images and data.train.labels")
-            train = self._load(cfg.data.train.images, cfg.data.train.labels)
+            train = self._load(cfg.data.train.images, cfg.data.train.labels, cfg.data.train.background)
             if val is None and cfg.data.val is not None:
                 val = self._load(cfg.data.val.images, cfg.data.val.labels)
         else:
-            train = [Sample(s.image, check(s.labels), s.name) for s in train]
+            train = [replace(s, labels=check(s.labels)) for s in train]
             if val is not None:
-                val = [Sample(s.image, check(s.labels), s.name) for s in val]
+                val = [replace(s, labels=check(s.labels)) for s in val]
         if val is None:
             split_rng = np.random.default_rng([cfg.seed, 1])
             train, val = split_samples(train, cfg.data.val_fraction, split_rng)
         if not train:
             raise InputError("no training samples left after the validation split; lower data.val_fraction")
-        train = [Sample(s.image, self.task.prepare_labels(s.labels), s.name) for s in train]
+        train = [self._training_sample(s) for s in train]
         return train, val
 
-    def _load(self, images: Path, labels: Path) -> list[Sample]:
+    def _training_sample(self, sample: Sample) -> Sample:
+        """The sample with its training target (``prepare_labels``, then ``prepare_background``
+        when it has a mask); an ``InputError`` is prefixed with the sample's name."""
+        try:
+            target = self.task.prepare_labels(sample.labels)
+            if sample.background is not None:
+                target = self.task.prepare_background(target, sample.background)
+        except InputError as exc:
+            raise InputError(f"{sample.name}: {exc}" if sample.name else str(exc)) from None
+        return replace(sample, labels=target)
+
+    def _load(self, images: Path, labels: Path, background: Path | None = None) -> list[Sample]:
         d = self.cfg.data
         return load_folder(
             images, labels, ndim=self.cfg.model.ndim, channels=self.cfg.model.in_channels, axes=d.axes,
             label_axes=d.label_axes, normalize_mode=d.normalize.mode,
             normalize_kwargs=d.normalize.kwargs(),
-            prepare_labels=self.task.prepare_validation_labels,
+            prepare_labels=self.task.prepare_validation_labels, background=background,
         )
 
     def _check_resumable(self) -> None:

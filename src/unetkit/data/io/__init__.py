@@ -48,7 +48,7 @@ from unetkit.data.io.axes import (
 )
 from unetkit.data.io.checks import check_image, check_labels
 from unetkit.data.io.create import is_chunked_target, new_array, target_exists
-from unetkit.data.io.folders import list_images, pair_images_labels
+from unetkit.data.io.folders import list_images, pair_images_labels, pair_masks
 from unetkit.data.io.hdf5 import open_hdf5, read_hdf5, write_hdf5
 from unetkit.data.io.lazy import DropAxes
 from unetkit.data.io.paths import (
@@ -79,6 +79,7 @@ __all__ = [
     "check_image",
     "list_images",
     "pair_images_labels",
+    "pair_masks",
     "open_array",
 ]
 

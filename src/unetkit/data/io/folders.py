@@ -1,11 +1,17 @@
-"""Folders of images: listing them, and pairing images with labels by name."""
+"""Folders of images: listing them, and pairing images with labels (or optional masks) by name."""
 
 from __future__ import annotations
 
 import pathlib
 import warnings
+from collections.abc import Sequence
 
-from unetkit.data.io.paths import PathLike, suffixes_text, supported_suffix
+from unetkit.data.io.paths import (
+    PathLike,
+    require_exists,
+    suffixes_text,
+    supported_suffix,
+)
 from unetkit.errors import InputError, MissingFileError
 
 
@@ -104,3 +110,36 @@ def pair_images_labels(
             stacklevel=2,
         )
     return sorted(((p, labels[s]) for s, p in images.items()), key=lambda t: t[0])
+
+
+def pair_masks(images: Sequence[pathlib.Path], mask: PathLike) -> dict[pathlib.Path, pathlib.Path]:
+    """Optional per-image masks (e.g. an annotated background), paired with ``images`` by name
+    without the suffix as :func:`pair_images_labels` pairs labels.
+
+    Args:
+        images: the image paths of one split (e.g. the first items of :func:`pair_images_labels`).
+        mask: a folder of masks, or a single mask file when ``images`` holds exactly one image.
+
+    Returns:
+        ``{image path: mask path}`` for the images that have a mask; an image without one is
+        absent. A mask without an image is not used (:class:`SkippedFilesWarning`); a folder in
+        which no mask pairs with any image is an :class:`InputError` (wrong folder).
+    """
+    m = pathlib.Path(mask)
+    require_exists(m)
+    suffix = supported_suffix(m.name)
+    if suffix is not None and (m.is_file() or suffix.endswith(".zarr")):  # one mask file
+        if len(images) != 1:
+            raise InputError(f"the mask '{m}' is a single file but there are {len(images)} images; give a folder of "
+                             "masks named like the images, or a single file only for a single image")
+        return {images[0]: m}
+    masks = _by_stem(list_images(m), m)
+    stems = {_stem(p): p for p in images}
+    unused = sorted(p for s, p in masks.items() if s not in stems)
+    if len(unused) == len(masks):
+        raise InputError(f"none of the {len(masks)} mask(s) in '{m}' is named like an image ({_names(unused)}); "
+                         "masks are matched to images by file name without the suffix")
+    if unused:
+        warnings.warn(f"{len(unused)} mask file(s) in '{m}' have no image and are not used: {_names(unused)}",
+                      SkippedFilesWarning, stacklevel=2)
+    return {p: masks[s] for s, p in stems.items() if s in masks}
