@@ -216,7 +216,7 @@ class Trainer:
             if sample.background is not None:
                 target = self.task.prepare_background(target, sample.background)
         except InputError as exc:
-            raise InputError(f"{sample.name}: {exc}" if sample.name else str(exc)) from None
+            raise type(exc)(f"{sample.name}: {exc}" if sample.name else str(exc)) from None
         return replace(sample, labels=target)
 
     def _load(self, images: Path, labels: Path, background: Path | None = None) -> list[Sample]:
