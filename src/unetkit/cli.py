@@ -132,12 +132,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         _check_run_folder(Path(cfg.out))
         trainer = Trainer(cfg)
-    if list(trainer.input_shape) != list(cfg.data.patch_shape):
-        print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this U-Net; "
-              f"using the nearest valid size {list(trainer.input_shape)}")
-    print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
-          f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
-          f"patches {trainer.input_shape} -> {trainer.output_shape}")
 
     def kept() -> str:  # said when Ctrl-C or SIGTERM stops the run
         last = trainer.ckpt_dir / "last.pt"
@@ -146,7 +140,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     f"`unetkit train --resume {trainer.run_dir}`")
         return f"no checkpoint had been written yet in {trainer.run_dir}"
 
-    args.kept = kept
+    args.kept = kept  # set before anything is printed: a signal may come at once
+    if list(trainer.input_shape) != list(cfg.data.patch_shape):
+        print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this U-Net; "
+              f"using the nearest valid size {list(trainer.input_shape)}")
+    print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
+          f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
+          f"patches {trainer.input_shape} -> {trainer.output_shape}")
+
     result = trainer.fit()
     shown = ", ".join(f"{k}={v:.4f}" for k, v in result.final_metrics.items())
     print(f"done: {result.iterations} iterations in {result.seconds:.0f} s; {shown or 'no validation data'}")
