@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from unetkit.clustering import (consistency_clustering, hdbscan, largest_to_background, mean_shift,
-                                mutex_watershed, relabel_sequential)
+                                mutex_watershed, relabel_sequential, remove_small_segments)
 from unetkit.clustering.mutex_watershed import default_offsets, embedding_affinity_weights
 from unetkit.errors import InputError
 
@@ -101,6 +101,38 @@ def test_background_rule_and_relabel() -> None:
     assert mutex_watershed(emb, largest_is_background=False).min() == 1
 
 
+def test_remove_small_segments_by_hand() -> None:
+    lab = torch.tensor([[5, 5, 5, 0], [2, 0, 5, 7], [2, 2, 0, 7]])  # sizes: 5 -> 4, 2 -> 3, 7 -> 2
+    assert remove_small_segments(lab, 3).tolist() == [[1, 1, 1, 0], [2, 0, 1, 0], [2, 2, 0, 0]]
+    assert remove_small_segments(lab, 4).tolist() == [[1, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert remove_small_segments(lab, 0).tolist() == relabel_sequential(lab).tolist()
+    assert remove_small_segments(lab, 99).tolist() == torch.zeros_like(lab).tolist()
+
+
+@pytest.mark.parametrize("method", ["mws", "mean_shift"])
+def test_min_size_removes_fragments_keeps_objects(method: str) -> None:
+    """Speckle (single pixels with embeddings of their own) in the background: every speckle is
+    an object without the size filter, none with it; the three true objects survive intact."""
+    gt = objects(2)
+    emb = piecewise(gt)
+    rng = np.random.default_rng(3)
+    bg = np.argwhere(gt == 0)
+    speck = bg[rng.choice(len(bg), 12, replace=False)]
+    far = np.full(emb.shape[0], 40.0)
+    for k, (y, x) in enumerate(speck):
+        emb[:, y, x] = far + 12.0 * k  # pairwise far apart and far from everything else
+    if method == "mws":
+        run = lambda m: mutex_watershed(emb, min_size=m)  # noqa: E731
+    else:
+        run = lambda m: mean_shift(emb, bandwidth=1.0, kernel="flat", largest_is_background=True,  # noqa: E731
+                                   min_size=m)
+    assert run(0).max() == 3 + 12
+    filtered = run(4)
+    assert filtered.max() == 3
+    assert same_partition(np.where(gt > 0, filtered, 0), gt)
+    assert (filtered[tuple(speck.T)] == 0).all()
+
+
 def test_hdbscan_subsample_noise_and_determinism() -> None:
     gt = objects(2)
     emb = piecewise(gt, seed=2)
@@ -183,6 +215,8 @@ E = np.zeros((2, 6, 6), np.float32)
         (lambda: mutex_watershed(np.zeros((2, 8))), "2-D or 3-D"),
         (lambda: mutex_watershed(np.zeros((2, 2, 2, 2, 2))), "2-D or 3-D"),
         (lambda: mutex_watershed(E, delta_d=0), "delta_d=0"),
+        (lambda: mutex_watershed(E, min_size=-1), "min_size=-1"),
+        (lambda: mean_shift(E, bandwidth=1.0, min_size=2.5), "min_size=2.5"),
         (lambda: mutex_watershed(E, offsets=[(1, 0, 0)]), "offsets="),
         (lambda: mutex_watershed(E, offsets=[(0, 0)]), "offsets="),
         (lambda: mutex_watershed(E, offsets=[(0.5, 1)]), "offsets="),

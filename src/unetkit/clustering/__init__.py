@@ -10,14 +10,16 @@
 
 Shared conventions (:mod:`unetkit.clustering._common`): an optional boolean ``mask`` (pixels
 outside get 0); without a mask the largest cluster is the background
-(:func:`largest_to_background`; mean shift only when asked, to keep its earlier behaviour).
+(:func:`largest_to_background`; mean shift only when asked, to keep its earlier behaviour);
+``min_size`` (mutex watershed, mean shift) turns segments of fewer pixels into background
+(:func:`remove_small_segments`).
 """
 
-from unetkit.clustering._common import largest_to_background, relabel_sequential
+from unetkit.clustering._common import largest_to_background, relabel_sequential, remove_small_segments
 from unetkit.clustering.consistency import consistency_clustering
 from unetkit.clustering.hdbscan import hdbscan
 from unetkit.clustering.mean_shift import mean_shift
 from unetkit.clustering.mutex_watershed import mutex_watershed
 
 __all__ = ["consistency_clustering", "hdbscan", "largest_to_background", "mean_shift", "mutex_watershed",
-           "relabel_sequential"]
+           "relabel_sequential", "remove_small_segments"]

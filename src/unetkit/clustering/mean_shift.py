@@ -146,6 +146,7 @@ def mean_shift(
     merge_radius: float | None = None,
     seed: int = 0,
     largest_is_background: bool = False,
+    min_size: int = 0,
 ) -> np.ndarray | Tensor:
     """Instance labels from pixel embeddings by mean-shift clustering.
 
@@ -174,6 +175,8 @@ def mean_shift(
             :func:`unetkit.clustering.largest_to_background`). Default false here, unlike the
             other methods, to keep mean shift's earlier behaviour.
 
+        min_size: clusters of fewer pixels become background (0), after the background rule
+            (:func:`~unetkit.clustering._common.remove_small_segments`); 0 keeps all.
     Returns:
         ``(*S)`` int32 labels ``1..K`` (numbered in order of first appearance in C order), 0
         outside ``mask``. NumPy input gives a NumPy array, torch input a tensor on its device.
@@ -191,6 +194,7 @@ def mean_shift(
     tolerance = check_number(tol, "tol")
     n_seeds = int(check_number(max_seeds, "max_seeds", positive=True, integer=True))
     check_number(seed, "seed", integer=True)
+    min_px = int(check_number(min_size, "min_size", integer=True))
     scale = math.sqrt(bw) if kernel == "gaussian" else bw
     merge = scale / 2 if merge_radius is None else check_number(merge_radius, "merge_radius")
 
@@ -199,7 +203,8 @@ def mean_shift(
     labels_fg = torch.zeros(points.shape[0], dtype=torch.long, device=emb.device)
     if points.shape[0] > 0:
         labels_fg = _cluster(points, bw, kernel, scale, merge, iters, tolerance, n_seeds, seeding, int(seed))
-    return finish(labels_fg, keep, embeddings, emb.device, background=bool(largest_is_background))
+    return finish(labels_fg, keep, embeddings, emb.device, background=bool(largest_is_background),
+                  min_size=min_px)
 
 
 def _cluster(points: Tensor, bandwidth: float, kernel: str, scale: float, merge: float, max_iter: int,

@@ -81,6 +81,7 @@ def mutex_watershed(
     mask: np.ndarray | Tensor | None = None,
     delta_d: float = 2.0,
     largest_is_background: bool | None = None,
+    min_size: int = 0,
 ) -> np.ndarray | Tensor:
     """Instance labels from pixel embeddings by the mutex watershed on embedding affinities.
 
@@ -97,6 +98,11 @@ def mutex_watershed(
         largest_is_background: apply the background rule (largest cluster -> 0); default: only
             when no ``mask`` is given.
 
+        min_size: segments of fewer pixels become background (0) after the background rule
+            (:func:`~unetkit.clustering._common.remove_small_segments`); 0 keeps every segment.
+            The mutex watershed leaves single pixels and small fragments where embeddings are
+            not crisp (unlabelled background of SPOCO@p, object borders); tasks and ``unetkit
+            segment`` pass the run's ``min_size`` (default 50 pixels).
     Returns:
         ``(*S)`` int32 labels ``1..K`` numbered by first appearance, 0 for background; NumPy
         input gives NumPy, torch input a tensor on its device (the work is done on the CPU).
@@ -108,6 +114,7 @@ def mutex_watershed(
 
     emb_t = check_embeddings(embeddings, spatial_dims=(2, 3))
     dd = check_number(delta_d, "delta_d", positive=True)
+    min_px = int(check_number(min_size, "min_size", integer=True))
     ndim = emb_t.dim() - 1
     if offsets is None:
         offs = default_offsets(ndim)
@@ -147,7 +154,7 @@ def mutex_watershed(
     seg[single] = seg.max() + 1 + np.arange(int(single.sum()))
     labels_fg = torch.from_numpy(seg[keep.cpu().numpy()])
     background = mask is None if largest_is_background is None else bool(largest_is_background)
-    return finish(labels_fg, keep, embeddings, emb_t.device, background=background)
+    return finish(labels_fg, keep, embeddings, emb_t.device, background=background, min_size=min_px)
 
 
 __all__ = ["default_offsets", "embedding_affinity_weights", "mutex_watershed"]

@@ -27,8 +27,9 @@ section 3) through the one trainer's hooks:
   during evaluation.
 * ``postprocess``: the whole image's embeddings (never per tile) are clustered (``clustering``):
   the mutex watershed on embedding affinities with long-range offsets 3, 9, 27 (default,
-  margin ``delta_d``), mean shift with a flat kernel of radius ``delta_v``, or HDBSCAN
-  (``min_size`` pixels); the largest cluster is the background.
+  margin ``delta_d``), mean shift with a flat kernel of radius ``delta_v``, or HDBSCAN; the
+  largest cluster is the background and segments of fewer than ``min_size`` pixels (default
+  50) become background too (HDBSCAN: its smallest cluster size).
 """
 
 from __future__ import annotations
@@ -207,10 +208,12 @@ class SpocoTask(Task):
         from unetkit.clustering import hdbscan, mean_shift, mutex_watershed
 
         if self.clustering == "mws":
-            return mutex_watershed(embeddings, delta_d=self.delta_d, largest_is_background=True)
+            return mutex_watershed(embeddings, delta_d=self.delta_d, largest_is_background=True,
+                                   min_size=self.min_size)
         if self.clustering == "hdbscan":
             return hdbscan(embeddings, min_size=self.min_size, largest_is_background=True)
-        return mean_shift(embeddings, bandwidth=self.delta_v, kernel="flat", largest_is_background=True)
+        return mean_shift(embeddings, bandwidth=self.delta_v, kernel="flat", largest_is_background=True,
+                          min_size=self.min_size)
 
     def postprocess(self, output: Tensor) -> Tensor:
         return cluster_each(output, self.cluster)
