@@ -126,6 +126,7 @@ def test_synthetic_embeddings_blockwise_on_dask_matches_whole_image(client: dist
                                                                      tmp_path: Path) -> None:
     """The measurement of tests/clustering/test_blockwise.py (crowded blobs, 4-D embeddings, noise
     0.2) with the blocks as Dask tasks reading a Zarr store: same labels, same error."""
+    import cloudpickle
     import zarr
 
     from unetkit.clustering import mutex_watershed
@@ -147,8 +148,14 @@ def test_synthetic_embeddings_blockwise_on_dask_matches_whole_image(client: dist
         zarr.open_array(str(path), mode="w", shape=emb.shape, dtype=np.float32, chunks=(4, *block))[...] = emb
         whole = mutex_watershed(emb, delta_d=1.5)
         here = blockwise_cluster(emb, mws, block_shape=block, overlap=overlap)
-        there = blockwise_cluster(ScratchArray([path]), mws, block_shape=block, overlap=overlap,
-                                  mapper=client_mapper(client))
+        shipped: list[int] = []
+
+        def mapper(fn: object, blocks: list, shipped: list[int] = shipped) -> list:  # records what it broadcasts
+            shipped.append(len(cloudpickle.dumps(fn)))
+            return client_mapper(client)(fn, blocks)
+
+        there = blockwise_cluster(ScratchArray([path]), mws, block_shape=block, overlap=overlap, mapper=mapper)
+        assert shipped[0] < emb.nbytes / 10  # the block function holds the store's path, not the embeddings
         assert np.array_equal(here, there)
         error = adapted_rand_error(there, whole)
         print(f"{len(shape)}-D synthetic: adapted Rand error blockwise on dask vs whole = {error:.3g}")

@@ -135,9 +135,10 @@ def blockwise_cluster(
             is greater than this (in ``[0.5, 1)`` for one-to-one matches).
         progress: progress bar over blocks.
         mapper: ``mapper(fn, blocks)`` -> the block labels in order, e.g.
-            ``ThreadPoolExecutor().map`` or a Dask client's ``map`` + ``gather``, to cluster blocks
-            in parallel (``fn`` reads its block from ``embeddings``, which the workers must then
-            be able to read); default: one after the other in this process.
+            ``ThreadPoolExecutor().map`` or :func:`unetkit.inference.dask.client_mapper` (Dask
+            tasks), to cluster blocks in parallel (``fn`` reads its block from ``embeddings`` and
+            ``mask``, which the workers must then be able to read: e.g. Zarr stores reopened by
+            path); default: one after the other in this process.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` numbered by first appearance, 0 for background.
