@@ -8,52 +8,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tifffile
-import torch
-import yaml
+from segment_runs import write_spoco_run
 
 from unetkit.cli import main
 from unetkit.data.synthetic import write_dataset
 from unetkit.errors import InputError
-from unetkit.runs import load_checkpoint, save_checkpoint, save_model_json
-
-CONFIG = {
-    "seed": 0,
-    "task": {"name": "spoco", "delta_v": 0.5, "delta_d": 2.0},
-    "model": {"ndim": 2, "in_channels": 1, "out_channels": 4, "depth": 2, "base_features": 4,
-              "padding": "valid", "norm": "batch"},
-    "data": {"train": {"images": "data/images", "labels": "data/labels"}, "val_fraction": 0.0,
-             "patch_shape": [60, 60], "batch_size": 2},
-    "optimizer": {"name": "adam", "lr": 0.01},
-    "training": {"iterations": 2, "val_every": 100, "checkpoint_every": 100, "device": "cpu"},
-}
+from unetkit.runs import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def spoco(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """A spoco run folder written by hand (config.yaml, model.json, last.pt with the task state g),
-    as the trainer writes it; f and g differ slightly, as after a few training steps."""
-    from unetkit.config import dump_config, load_config
-    from unetkit.models.registry import build_model
-    from unetkit.tasks import build_task
-
+    """A tiny spoco run folder (:func:`segment_runs.write_spoco_run`) and a 64 x 64 image."""
     root = tmp_path_factory.mktemp("segment")
     images, labels = write_dataset(root / "data", 1, (64, 64), seed=0)
-    cfg_file = root / "cfg.yaml"
-    cfg_file.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    cfg = load_config(cfg_file)
-    run = root / "run"
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    task = build_task(cfg.task, cfg.model)
-    task.setup(model)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text(dump_config(cfg))
-    save_model_json(run, cfg.model.name, cfg.model.model_dump(mode="json", exclude={"name"}))
-    save_checkpoint(run / "checkpoints" / "last.pt", {"model": model.state_dict(), "step": 2,
-                                                      "task": task.state_dict()})
+    run = write_spoco_run(root)
     image = tifffile.imread(images / "img_000.tif")
     return SimpleNamespace(root=root, run=run, image_path=images / "img_000.tif", image=image,
                            label_path=labels / "img_000.tif")

@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         "Predict embeddings of one image with the exact tiling of a run of task embedding or spoco, then cluster "
         "them into instance labels (uint16, uint32 above 65535 objects). Embeddings larger than --memory-budget are "
         "kept in a temporary file beside the output and clustered in overlapping blocks whose labels are merged "
-        "across block borders."))
+        "across block borders. With --scheduler the networks run as Dask tasks (as `predict --scheduler`) and "
+        "blockwise clustering runs one Dask task per block, each reading its block from temporary Zarr stores "
+        "beside the output; whole-image clustering (embeddings within --cluster-budget) always runs in this "
+        "process."))
     sg.add_argument("-m", "--model", type=Path, required=True, metavar="RUN", help="run folder written by train")
     sg.add_argument("-i", "--input", required=True, help="image file (file.h5:key for HDF5/Zarr)")
     sg.add_argument("-o", "--output", required=True, help="label file to write (file.h5:key for HDF5/Zarr)")
@@ -73,10 +76,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="mws: mutex watershed (delta_d of the run, default); mean-shift (the run's bandwidth); "
                          "hdbscan; consistency: SPOCO's consistency clustering (spoco runs: needs the momentum "
                          "network g of the checkpoint)")
-    sg.add_argument("--mask", metavar="FG", help="foreground mask: a label image of the image's spatial shape, "
+    fg = sg.add_mutually_exclusive_group()
+    fg.add_argument("--mask", metavar="FG", help="foreground mask: a label image of the image's spatial shape, "
                                                 "nonzero = foreground; other pixels get 0")
+    fg.add_argument("--mask-run", type=Path, metavar="RUN",
+                    help="foreground mask predicted by a run of task semantic on the same image (foreground = "
+                         "predicted class > 0; its own normalisation and default tiling); other pixels get 0")
     sg.add_argument("--axes", help="axes of the input file, e.g. YX, CYX, ZYX (default: inferred)")
-    sg.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    sg.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                    help="checkpoint of the run, and of --mask-run (default best)")
     sg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     sg.add_argument("--memory-budget", type=float, default=1024, metavar="MiB",
                     help="activation memory per tile (default 1024 MiB), and the default --cluster-budget")
@@ -85,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
                          "clustered blockwise, in blocks whose clustering needs about this much")
     sg.add_argument("--overlap", type=int, default=None, metavar="PX",
                     help="blockwise clustering: overlap of neighbouring blocks in pixels (default 32)")
+    sg.add_argument("--scheduler", default=None, metavar="local|ADDRESS",
+                    help="run on dask.distributed: 'local' (a LocalCluster of --workers processes) or a scheduler "
+                         "address such as tcp://host:8786; the input must be a Zarr or HDF5 image in [C][Z]YX "
+                         "order and the workers must see the output's folder. Tiles and (blockwise) blocks run as "
+                         "tasks, the labels equal the in-process ones; whole-image clustering stays in this process")
+    sg.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="worker processes of --scheduler local (default 2; one torch thread each)")
     sg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
@@ -225,6 +240,13 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         raise MissingFileError(f"input {args.input} does not exist")
     if args.mask is not None and not parse_location(args.mask)[0].exists():
         raise MissingFileError(f"mask {args.mask} does not exist")
+    if args.mask_run is not None and not args.mask_run.is_dir():
+        raise MissingFileError(f"--mask-run {args.mask_run} is not a run folder")
+    if args.scheduler is None and args.workers is not None:
+        raise InputError("--workers is for --scheduler local; add --scheduler local to segment with N workers")
+    workers = 2 if args.workers is None else args.workers
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
     device = select_device(args.device, setting="--device")
     cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
@@ -232,12 +254,17 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         warnings.warn("--method consistency: the momentum network g is kept in checkpoints/last.pt only, so f comes "
                       "from best.pt and g from last.pt; pass --checkpoint last for a pair of the same step")
     _, info = segment_file(model, task, cfg, args.input, args.output, method=args.method, mask=args.mask,
+                           mask_run=args.mask_run, mask_checkpoint=args.checkpoint,
+                           scheduler=args.scheduler, workers=workers,
+                           worker_device="cpu" if args.device == "auto" else args.device,
                            axes=args.axes, overwrite=args.overwrite,
                            checkpoint=checkpoint_path(args.model, "last"),  # g is task state of last.pt only
                            memory_budget=int(args.memory_budget * 2**20),
                            cluster_budget=None if args.cluster_budget is None else int(args.cluster_budget * 2**20),
                            overlap=args.overlap, progress=True)
     how = f"blockwise, blocks {'x'.join(map(str, info['block_shape']))}" if info["blockwise"] else "whole image"
+    if args.scheduler is not None:
+        how += ", on dask"
     print(f"wrote {args.output}: {info['objects']} objects ({args.method}, {how})")
     return 0
 

@@ -4,8 +4,10 @@ The image is cut into a grid of *cores* (``block_shape``, the last ones smaller)
 grown by ``overlap`` pixels on each side (clipped at the image border) into a *block*, and each
 block is clustered on its own by ``cluster(embeddings_block, mask_block)`` (``(E, *b)`` float32
 and ``(*b)`` bool or None -> ``(*b)`` integer labels, 0 = background / outside the mask). Only
-one block's embeddings are read at a time, so ``embeddings`` may be a disk-backed array (NumPy
-memmap, Zarr, HDF5); the labels ``(*S)`` are held in memory.
+one block's embeddings (and mask) are read at a time, so ``embeddings`` and ``mask`` may be
+disk-backed arrays (NumPy memmap, Zarr, HDF5); the labels ``(*S)`` are held in memory. Blocks
+may be clustered in parallel by any ``mapper`` (a thread pool's ``map``, or
+:func:`unetkit.inference.dask.client_mapper` for Dask tasks that read their blocks themselves).
 
 Merge rule (documented, deterministic): every block's objects get global ids; for every pair
 of blocks whose blocks intersect (neighbours along an axis and diagonal ones), the two label
@@ -111,7 +113,7 @@ def blockwise_cluster(
     *,
     block_shape: Sequence[int],
     overlap: int | Sequence[int] = DEFAULT_OVERLAP,
-    mask: np.ndarray | None = None,
+    mask: Any = None,
     largest_is_background: bool | None = None,
     min_iou: float = 0.5,
     progress: bool = False,
@@ -125,16 +127,18 @@ def blockwise_cluster(
             integer labels, 0 = background; called *without* any background rule.
         block_shape: core size per spatial axis.
         overlap: pixels each core is grown by on each side (int or one per axis).
-        mask: optional ``(*S)`` boolean foreground; pixels outside get 0.
+        mask: optional ``(*S)`` foreground (nonzero = foreground), a NumPy array or a lazily
+            sliced one (Zarr, HDF5: read block by block); pixels outside get 0.
         largest_is_background: after merging, the largest object becomes 0; default: only
             without a ``mask`` (the convention of :mod:`unetkit.clustering`).
         min_iou: objects of two blocks are joined when their IoU on the blocks' intersection
             is greater than this (in ``[0.5, 1)`` for one-to-one matches).
         progress: progress bar over blocks.
         mapper: ``mapper(fn, blocks)`` -> the block labels in order, e.g.
-            ``ThreadPoolExecutor().map`` or a Dask client's ``map`` + ``gather``, to cluster blocks
-            in parallel (``fn`` reads its block from ``embeddings``, which the workers must then
-            be able to read); default: one after the other in this process.
+            ``ThreadPoolExecutor().map`` or :func:`unetkit.inference.dask.client_mapper` (Dask
+            tasks), to cluster blocks in parallel (``fn`` reads its block from ``embeddings`` and
+            ``mask``, which the workers must then be able to read: e.g. Zarr stores reopened by
+            path); default: one after the other in this process.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` numbered by first appearance, 0 for background.
@@ -144,16 +148,17 @@ def blockwise_cluster(
         raise InputError(f"embeddings must be (E, *S), got shape {shape}")
     spatial = shape[1:]
     if mask is not None:
-        mask = np.asarray(mask).astype(bool, copy=False)
-        if mask.shape != spatial:
-            raise InputError(f"mask shape {mask.shape} differs from the embeddings' spatial shape {spatial}")
+        if isinstance(mask, np.ndarray) or not hasattr(mask, "shape"):
+            mask = np.asarray(mask).astype(bool, copy=False)
+        if tuple(mask.shape) != spatial:
+            raise InputError(f"mask shape {tuple(mask.shape)} differs from the embeddings' spatial shape {spatial}")
     if not 0 <= min_iou < 1:
         raise InputError(f"min_iou={min_iou!r} must be in [0, 1)")
     grid = block_grid(spatial, block_shape, overlap)
     from tqdm.auto import tqdm
 
     def one(block: tuple[slice, ...]) -> np.ndarray:
-        m = None if mask is None else mask[block]
+        m = None if mask is None else np.asarray(mask[block]).astype(bool, copy=False)
         if m is not None and not m.any():
             return np.zeros(m.shape, dtype=np.int64)
         emb = np.asarray(embeddings[(slice(None), *block)], dtype=np.float32)

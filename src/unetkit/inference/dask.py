@@ -27,6 +27,10 @@ How the work is spread:
   place only when every task has succeeded; on an error the pending tasks are cancelled, the
   running ones are waited for, and the temporary array is removed. A failing task raises
   :class:`TileError` naming its tiles.
+* **Any per-item work.** :func:`client_mapper` turns a client into the ``mapper(fn, items)``
+  of :func:`~unetkit.clustering.blockwise.blockwise_cluster`: ``fn`` is broadcast once, each
+  task gets one item (a block's slices) and reads its data itself (``unetkit segment
+  --scheduler`` clusters blocks read from Zarr this way); results come back in order.
 * **Threads.** A LocalCluster made here runs one task at a time per worker process; a worker's
   forward pass uses ``threads_per_worker`` torch threads (``torch.set_num_threads``).
 
@@ -77,8 +81,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
 __all__ = [
+    "BlockError",
     "TileError",
+    "check_lazy_axes",
     "clear_worker_cache",
+    "client_mapper",
+    "dask_client",
     "predict_dask",
     "predict_file_dask",
     "run_normalizer",
@@ -92,6 +100,10 @@ _MAX_CACHED = 4  # models / sources kept per worker process (least recently used
 
 class TileError(UnetkitError, RuntimeError):
     """A task of :func:`predict_dask` failed; the message names its tiles and the cause."""
+
+
+class BlockError(UnetkitError, RuntimeError):
+    """A task of :func:`client_mapper` failed; the message names its item (e.g. a block's slices) and the cause."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +330,7 @@ def _address(array: Any) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _client(scheduler: Any, workers: int) -> Iterator[Client]:
+def dask_client(scheduler: Any, workers: int) -> Iterator[Client]:
     """The client to use; a LocalCluster (and its client) made here is closed on exit, errors included."""
     from distributed import Client, LocalCluster
 
@@ -453,7 +465,7 @@ def predict_dask(
     with (
         new_array(out_path, shape=(c_out, *spatial), dtype=np.float32, axes=axes, chunks=(c_out, *plan.core_shape),
                   overwrite=overwrite) as out,
-        _client(scheduler, workers) as client,
+        dask_client(scheduler, workers) as client,
     ):
         job = {"run_id": run_id, "plan": plan, "channels": channels, "source": source_spec, "target": _address(out),
                "transform": transform, "device": device, "threads": threads_per_worker, "model": model_spec}
@@ -480,6 +492,66 @@ def predict_dask(
             bar.close()
             del job_future, blob_future
     return out_path
+
+
+# --------------------------------------------------------------------------------------------
+# any per-item work as tasks (blockwise clustering's ``mapper``)
+
+
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    """One task of :func:`client_mapper`: ``fn(item)``, a failure re-raised naming the item."""
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 -- re-raised with the item named
+        raise BlockError(f"block {_describe(item)} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, tuple) and item and all(isinstance(s, slice) for s in item):
+        return "[" + ", ".join(f"{s.start}:{s.stop}" for s in item) + "]"
+    return repr(item)
+
+
+def client_mapper(client: Client, *, name: str = "block") -> Callable[[Callable[[Any], Any], Sequence[Any]], list]:
+    """A ``mapper(fn, items) -> [fn(item) for item in items]`` that runs every call as a Dask task.
+
+    ``fn`` is pickled (cloudpickle) and broadcast to the workers *once* with
+    ``client.scatter(..., broadcast=True)``; each task gets only its item, so ``fn`` must read
+    what it needs itself (e.g. :func:`~unetkit.clustering.blockwise.blockwise_cluster`'s block
+    function reading its block from a Zarr store that workers reopen by path). Results come
+    back to the client in the order of ``items``. When a task fails the pending ones are
+    cancelled and :class:`BlockError` (naming the item) is raised.
+    """
+
+    def mapper(fn: Callable[[Any], Any], items: Sequence[Any]) -> list:
+        items = list(items)
+        if not items:
+            return []
+        run_id = uuid.uuid4().hex[:8]
+        fn_future = client.scatter(fn, broadcast=True, hash=False)
+        futures = [client.submit(_apply, fn_future, item, key=f"unetkit-{name}-{run_id}-{n}", pure=False)
+                   for n, item in enumerate(items)]
+        try:
+            return client.gather(futures)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+            raise
+        finally:
+            del fn_future
+
+    return mapper
+
+
+def check_lazy_axes(axes: str | None, n_axes: int) -> None:
+    """``InputError`` unless ``axes`` (``--axes`` of a file read lazily by the workers, ``n_axes``
+    long) is None or in canonical ``[C][Z]YX`` order: such a file cannot be transposed."""
+    if axes is None:
+        return
+    given = validate_axes(axes, n_axes)
+    if given != "".join(a for a in "CZYX" if a in given):
+        raise InputError(f"axes {axes!r} are not in [C][Z]YX order; with --scheduler the file is read lazily "
+                         "and cannot be transposed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,11 +611,7 @@ def predict_file_dask(
     out_path = _target_location(target, overwrite)
     cfg, model, task = load_run(run, checkpoint, map_location="cpu")
     array, _ = _source_spec(source)
-    if axes is not None:
-        given = validate_axes(axes, len(array.shape))
-        if given != "".join(a for a in "CZYX" if a in given):
-            raise InputError(f"axes {axes!r} are not in [C][Z]YX order; with --scheduler the file is read lazily "
-                             "and cannot be transposed")
+    check_lazy_axes(axes, len(array.shape))
     ndim, c_in = int(cfg.model.ndim), int(cfg.model.in_channels)
     channels = len(array.shape) == ndim + 1
     if len(array.shape) not in (ndim, ndim + 1) or (channels and array.shape[0] != c_in) or (not channels and c_in != 1):
@@ -557,7 +625,7 @@ def predict_file_dask(
     options: dict[str, Any] = {"checkpoint": checkpoint, "tile_shape": tile_shape, "memory_budget": memory_budget,
                                "batch_size": batch_size, "threads_per_worker": threads_per_worker, "device": device,
                                "progress": progress}
-    with _client(scheduler, workers) as client:
+    with dask_client(scheduler, workers) as client:
         if output_type == "logits":
             return predict_dask(run, source, out_path, transform=transform, scheduler=client, overwrite=overwrite,
                                 **options)

@@ -15,29 +15,58 @@ valid-padding U-Nets), and clustered into instance labels by one of :data:`METHO
   networks see the same image.
 
 Parameters not in the run's task config default to ``delta_v = 0.5`` and ``delta_d = 1.5``.
-With a ``mask`` only its pixels are clustered and the rest is 0; without one the largest object
-is the background (0).
+With a foreground mask only its pixels are clustered and the rest is 0; without one the largest
+object is the background (0). The mask is a label image (``mask``, nonzero = foreground) or is
+predicted by a run of task ``semantic`` (``mask_run``: foreground = predicted class > 0, the
+task's argmax, or logit > 0 for a one-channel model; :func:`predicted_mask`).
 
 When the embeddings (``4 E prod(S)`` bytes, twice that for ``consistency``) fit ``cluster_budget``
 they are held in memory and clustered at once. Otherwise they are predicted into a temporary
-memory-mapped file beside the output and clustered blockwise
+file beside the output and clustered blockwise
 (:func:`~unetkit.clustering.blockwise.blockwise_cluster`, blocks sized so that one block's
 clustering needs about ``cluster_budget``); the labels ``(*S)`` are held in memory.
+
+With a Dask ``scheduler`` (``"local"``, an address or a ``distributed.Client``) the networks run
+through :func:`~unetkit.inference.dask.predict_dask` (same tiling, bitwise the same embeddings)
+into temporary Zarr stores beside the output, a predicted mask through
+:func:`~unetkit.inference.dask.predict_file_dask`; blockwise clustering then runs one Dask task
+per block (:func:`~unetkit.inference.dask.client_mapper`), each task reading its own block of
+embeddings and mask from those stores, which workers reopen by path (:class:`ScratchArray`), and
+the blocks' labels are merged in the client. The labels equal the in-process ones bitwise (same
+device and torch thread count). Whole-image clustering (when the embeddings fit) runs in the
+client, also with a scheduler. The source must then be a Zarr or HDF5 image in ``[C][Z]YX`` order,
+and the workers must see the output's folder (the scratch stores live there).
+
+Nothing is lost on failure: the labels are written atomically once complete, an existing
+output is refused without ``overwrite`` before any work, and the scratch is always removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from torch import nn
 
-from unetkit.data.io import open_array, parse_location, target_exists, write_image
+from unetkit.data.io import (
+    is_chunked_target,
+    open_array,
+    parse_location,
+    target_exists,
+    write_image,
+)
 from unetkit.errors import InputError
-from unetkit.inference.files import normalizer_for, open_source
+from unetkit.inference.files import (
+    PointwiseSink,
+    labels_of,
+    normalizer_for,
+    open_source,
+)
 from unetkit.inference.predict import predict
 from unetkit.inference.tiling import DEFAULT_MEMORY_BUDGET
 
@@ -104,6 +133,112 @@ def read_mask(path: str | os.PathLike, spatial: tuple[int, ...]) -> np.ndarray:
     return mask != 0
 
 
+def load_mask_run(run: str | os.PathLike, checkpoint: str = "best", *, ndim: int,
+                  map_location: Any = "cpu") -> tuple[Any, nn.Module, Any]:
+    """``(cfg, model, task)`` of a run of task ``semantic`` whose ``ndim``-D model predicts a
+    foreground mask; ``InputError`` for a run of another task or dimensionality."""
+    from unetkit.runs import load_run
+
+    if not Path(run).is_dir():
+        raise InputError(f"--mask-run {run} is not a run folder (written by `unetkit train`)")
+    cfg, model, task = load_run(run, checkpoint, map_location=map_location)
+    name = getattr(task, "name", type(task).__name__)
+    if name != "semantic":
+        raise InputError(f"--mask-run {run} is a run of task {name!r}; a foreground mask needs a run of task "
+                         "'semantic' (foreground = predicted class > 0)")
+    if int(cfg.model.ndim) != ndim:
+        raise InputError(f"--mask-run {run} has a {cfg.model.ndim}-D model but the embedding run is {ndim}-D; "
+                         f"use a {ndim}-D semantic run")
+    return cfg, model, task
+
+
+def foreground_of(output: np.ndarray, task: Any) -> np.ndarray:
+    """Foreground ``(*S)`` bool of a semantic run's raw output ``(C, *S)``: the task's
+    labels (argmax; logit > 0 for one channel) > 0."""
+    return labels_of(output, task) > 0
+
+
+def predicted_mask(
+    run: str | os.PathLike,
+    mask_run: tuple[Any, nn.Module, Any],
+    source: str | os.PathLike,
+    *,
+    axes: str | None = None,
+    checkpoint: str = "best",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    batch_size: int = 1,
+    client: Any = None,
+    scratch: Path | None = None,
+    worker_device: str = "cpu",
+    progress: bool = False,
+) -> Any:
+    """The foreground mask ``(*S)`` of ``source`` predicted by a semantic run (:func:`load_mask_run`).
+
+    The run's own normalisation and default tiling (``memory_budget``, ``batch_size``) apply.
+    In-process (``client`` None): a bool array in memory, post-processed tile by tile. With a
+    Dask ``client``: :func:`~unetkit.inference.dask.predict_file_dask` writes the labels
+    (``uint16``, nonzero = foreground) into ``scratch/mask.zarr``, returned as a lazy
+    :class:`ScratchArray`.
+    """
+    cfg, model, task = mask_run
+    if client is not None:
+        from unetkit.inference.dask import predict_file_dask
+
+        assert scratch is not None
+        path = predict_file_dask(run, source, scratch / "mask.zarr", axes=axes, output_type="labels",
+                                 checkpoint=checkpoint, memory_budget=memory_budget, batch_size=batch_size,
+                                 scheduler=client, device=worker_device, progress=progress)
+        return ScratchArray([path])
+    array, has_c = open_source(source, axes, ndim=int(cfg.model.ndim), channels=int(cfg.model.in_channels))
+    spatial = tuple(int(s) for s in (array.shape[1:] if has_c else array.shape))
+    predictor = task.predictor(model)
+    c_out = int(getattr(predictor, "out_channels", model.out_channels))
+    fg = np.zeros(spatial, dtype=bool)
+    sink = PointwiseSink(fg, lambda out: foreground_of(out, task), (c_out, *spatial), drops_channels=True)
+    predict(model, array, out=sink, predictor=predictor, memory_budget=memory_budget, batch_size=batch_size,
+            transform=normalizer_for(array, has_c, cfg, name=str(source)), progress=progress)
+    return fg
+
+
+class ScratchArray:
+    """Read-only view of one or more Zarr arrays on disk, stacked along axis 0 (several
+    ``(E_k, *S)`` stores read as one ``(sum E_k, *S)`` array; one store as it is).
+
+    Pickled as its paths only and reopened by path where it is unpickled (a Dask worker), so a
+    task reads just the block it slices, never the whole array.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike]) -> None:
+        self.paths = [str(p) for p in paths]
+        self._arrays: list[Any] | None = None
+        first = self.arrays[0]
+        rest = [a.shape[1:] for a in self.arrays[1:]]
+        if any(r != first.shape[1:] for r in rest):
+            raise InputError(f"stores {self.paths} differ in shape beyond axis 0")
+        self.shape = first.shape if len(self.paths) == 1 else (sum(a.shape[0] for a in self.arrays), *first.shape[1:])
+        self.dtype = first.dtype
+
+    @property
+    def arrays(self) -> list[Any]:
+        if self._arrays is None:
+            import zarr
+
+            self._arrays = [zarr.open_array(p, mode="r") for p in self.paths]
+        return self._arrays
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"paths": self.paths, "shape": self.shape, "dtype": self.dtype, "_arrays": None}
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if len(self.paths) == 1:
+            return np.asarray(self.arrays[0][key])
+        key = key if isinstance(key, tuple) else (key,)
+        if key[:1] not in ((), (slice(None),), (Ellipsis,)):
+            raise IndexError("a stacked ScratchArray is sliced with ':' (all channels) along axis 0")
+        rest = key[1:] if key[:1] != (Ellipsis,) else (Ellipsis,)
+        return np.concatenate([np.asarray(a[(slice(None), *rest)]) for a in self.arrays], axis=0)
+
+
 def bytes_per_pixel(channels: int, ndim: int) -> float:
     """Rough working memory of clustering one pixel (mutex watershed, the largest: float64
     embeddings and their differences, three float64 arrays per edge offset, labels)."""
@@ -120,6 +255,8 @@ def segment_file(
     *,
     method: Method = "mws",
     mask: str | os.PathLike | None = None,
+    mask_run: str | os.PathLike | None = None,
+    mask_checkpoint: str = "best",
     axes: str | None = None,
     overwrite: bool = False,
     checkpoint: str | os.PathLike | None = None,
@@ -128,6 +265,9 @@ def segment_file(
     tile_shape: tuple[int, ...] | None = None,
     batch_size: int = 1,
     overlap: int | None = None,
+    scheduler: Any = None,
+    workers: int = 2,
+    worker_device: str = "cpu",
     progress: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Predict embeddings of ``source`` and write their instance labels to ``target``.
@@ -135,9 +275,12 @@ def segment_file(
     Args:
         model, task, cfg: from :func:`unetkit.runs.load_run` (an embedding or spoco run).
         source, target: image and label paths (``file.h5:key`` for containers); labels are
-            written atomically as uint16 (uint32 above 65535 objects).
+            written atomically as uint16 (uint32 above 65535 objects), axes ``[Z]YX``.
         method: one of :data:`METHODS`.
         mask: optional label image, nonzero = foreground, of the image's spatial shape.
+        mask_run: optional run folder of task ``semantic`` predicting the foreground mask
+            (class > 0) of the same image; not together with ``mask``.
+        mask_checkpoint: ``"best"`` or ``"last"`` checkpoint of ``mask_run``.
         axes: axes of the source file (inferred when None).
         overwrite: replace an existing target (otherwise ``InputError``, nothing written).
         checkpoint: checkpoint file holding SPOCO's g in its task state (``method="consistency"``;
@@ -145,9 +288,15 @@ def segment_file(
         memory_budget: bytes of one batch of tiles (tiling).
         cluster_budget: bytes; the largest embeddings clustered at once, and the working
             memory of one block beyond that (default ``memory_budget``).
-        tile_shape, batch_size: tiling (see :func:`unetkit.inference.predict`).
+        tile_shape, batch_size: tiling (see :func:`unetkit.inference.predict`); the mask run
+            uses its default tile shape for ``memory_budget``.
         overlap: blockwise overlap in pixels (default
             :data:`~unetkit.clustering.blockwise.DEFAULT_OVERLAP`).
+        scheduler: None (in-process), ``"local"`` (a LocalCluster of ``workers`` processes),
+            a scheduler address or a ``distributed.Client``: prediction and blockwise
+            clustering as Dask tasks (module docstring).
+        workers: worker processes of ``scheduler="local"``.
+        worker_device: torch device of the Dask workers.
         progress: progress bars.
 
     Returns:
@@ -169,47 +318,128 @@ def segment_file(
     if getattr(task, "pointwise", True):
         raise InputError(f"segment clusters embeddings, but the run's task {getattr(task, 'name', task)!r} predicts "
                          "classes pixel by pixel; use `unetkit predict` for it")
+    if mask is not None and mask_run is not None:
+        raise InputError("give either a mask file (--mask) or a semantic run that predicts one (--mask-run), not both")
     ndim = cfg.model.ndim
     array, has_c = open_source(source, axes, ndim=ndim, channels=cfg.model.in_channels)
+    if scheduler is not None:
+        _check_lazy_source(source, axes, len(array.shape))
     spatial = tuple(int(s) for s in (array.shape[1:] if has_c else array.shape))
-    fg = None if mask is None else read_mask(mask, spatial)
+    fg: Any = None if mask is None else read_mask(mask, spatial)
+    device = next(model.parameters()).device
+    mask_model = None if mask_run is None else load_mask_run(mask_run, mask_checkpoint, ndim=ndim,
+                                                             map_location=device)
     nets: list[tuple[nn.Module, Any]] = [(model, task.predictor(model))]
     if method == "consistency":
         if checkpoint is None:
             raise InputError("--method consistency needs the checkpoint that holds the momentum network g")
         g = momentum_network(task, model, checkpoint)
         nets.append((g, g))
+    if scheduler is not None and nets[0][1] is not model:
+        raise InputError(f"task {getattr(task, 'name', task)!r} predicts through its own predictor, which the Dask "
+                         "workers do not run; drop --scheduler")
     e_dim = int(getattr(nets[0][1], "out_channels", model.out_channels))
     channels = e_dim * len(nets)
     fn = cluster_function(method, task, cfg, e_dim)
     normalizer = normalizer_for(array, has_c, cfg, name=str(source))
-    options: dict[str, Any] = {"tile_shape": tile_shape, "memory_budget": memory_budget, "batch_size": batch_size,
-                               "transform": normalizer, "progress": progress}
+    tiling: dict[str, Any] = {"tile_shape": tile_shape, "memory_budget": memory_budget, "batch_size": batch_size,
+                              "transform": normalizer, "progress": progress}
     size = 4 * channels * int(np.prod(spatial))
     budget = memory_budget if cluster_budget is None else int(cluster_budget)
     info: dict[str, Any] = {"blockwise": size > budget, "block_shape": None}
-    with tempfile.TemporaryDirectory(prefix=".unetkit-segment-", dir=_scratch_dir(out_path)) as tmp:
-        if info["blockwise"]:
-            emb = np.lib.format.open_memmap(Path(tmp) / "embeddings.npy", mode="w+", dtype=np.float32,
-                                            shape=(channels, *spatial))
+    with (
+        tempfile.TemporaryDirectory(prefix=".unetkit-segment-", dir=_scratch_dir(out_path)) as tmp,
+        _client_or_none(scheduler, workers) as client,  # closed (workers stopped) before the scratch is removed
+    ):
+        scratch = Path(tmp)
+        if mask_model is not None:
+            assert mask_run is not None
+            fg = predicted_mask(mask_run, mask_model, source, axes=axes, checkpoint=mask_checkpoint,
+                                memory_budget=memory_budget, batch_size=batch_size, client=client, scratch=scratch,
+                                worker_device=worker_device, progress=progress)
+        if client is None:
+            emb = _predict_here(nets, array, scratch, (channels, *spatial), e_dim, info["blockwise"], tiling)
         else:
-            emb = np.empty((channels, *spatial), dtype=np.float32)
-        for k, (net, predictor) in enumerate(nets):
-            predict(net, array, out=_Offset(emb, k * e_dim, e_dim), predictor=predictor, **options)
+            emb = _predict_on(client, nets, source, scratch, worker_device, tiling)
         if info["blockwise"]:
             ov = DEFAULT_OVERLAP if overlap is None else int(overlap)
             block = block_shape_for(spatial, bytes_per_pixel(channels, ndim), budget, ov)
             info["block_shape"] = block
+            mapper = None
+            if client is not None:
+                from unetkit.inference.dask import client_mapper
+
+                mapper = client_mapper(client)
+                if isinstance(fg, np.ndarray):  # tasks read their block of the mask from disk too
+                    fg = _store_mask(fg, scratch / "given-mask.zarr", block)
             labels = blockwise_cluster(emb, lambda e, m: fn(e, m, False), block_shape=block, overlap=ov, mask=fg,
-                                       progress=progress)
+                                       progress=progress, mapper=mapper)
         else:
-            labels = np.asarray(fn(emb, fg, fg is None))
+            m = None if fg is None else np.asarray(fg[...]) != 0
+            labels = np.asarray(fn(np.asarray(emb[...], dtype=np.float32), m, m is None))
         del emb
     n = int(labels.max(initial=0))
     info["objects"] = n
     labels = labels.astype(np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32)
     axes_out = "ZYX"[3 - ndim:]
     return write_image(target, labels, axes=axes_out, overwrite=True), info
+
+
+def _predict_here(nets: list[tuple[nn.Module, Any]], array: Any, scratch: Path, shape: tuple[int, ...], e_dim: int,
+                  on_disk: bool, tiling: dict[str, Any]) -> np.ndarray:
+    """In-process embeddings ``(C, *S)`` float32 of every net, stacked: in memory, or in a
+    memory-mapped ``scratch/embeddings.npy`` when ``on_disk``."""
+    if on_disk:
+        emb = np.lib.format.open_memmap(scratch / "embeddings.npy", mode="w+", dtype=np.float32, shape=shape)
+    else:
+        emb = np.empty(shape, dtype=np.float32)
+    for k, (net, predictor) in enumerate(nets):
+        predict(net, array, out=_Offset(emb, k * e_dim, e_dim), predictor=predictor, **tiling)
+    return emb
+
+
+def _predict_on(client: Any, nets: list[tuple[nn.Module, Any]], source: str | os.PathLike, scratch: Path,
+                worker_device: str, tiling: dict[str, Any]) -> ScratchArray:
+    """Embeddings of every net predicted by Dask tasks into ``scratch/embeddings-K.zarr``
+    (:func:`~unetkit.inference.dask.predict_dask`), read as one stacked :class:`ScratchArray`."""
+    from unetkit.inference.dask import predict_dask
+
+    paths = [predict_dask(net, source, scratch / f"embeddings-{k}.zarr", scheduler=client, device=worker_device,
+                          **tiling)
+             for k, (net, _) in enumerate(nets)]
+    return ScratchArray(paths)
+
+
+def _store_mask(fg: np.ndarray, path: Path, chunks: tuple[int, ...]) -> ScratchArray:
+    """``fg`` written to a scratch Zarr array (chunks ``chunks``), read back lazily."""
+    import zarr
+
+    store = zarr.open_array(str(path), mode="w", shape=fg.shape, dtype=bool,
+                            chunks=tuple(min(c, s) for c, s in zip(chunks, fg.shape)))
+    store[...] = fg
+    return ScratchArray([path])
+
+
+def _check_lazy_source(source: str | os.PathLike, axes: str | None, n_axes: int) -> None:
+    """With a scheduler the workers read the source tile by tile: Zarr or HDF5, ``[C][Z]YX``."""
+    from unetkit.inference.dask import check_lazy_axes
+
+    if not is_chunked_target(source):
+        raise InputError(f"--scheduler reads the input tile by tile and needs a Zarr or HDF5 image; got {source} "
+                         "(convert it, or drop --scheduler)")
+    check_lazy_axes(axes, n_axes)
+
+
+@contextlib.contextmanager
+def _client_or_none(scheduler: Any, workers: int) -> Iterator[Any]:
+    """The Dask client of ``scheduler`` (:func:`~unetkit.inference.dask.dask_client`), or None in-process."""
+    if scheduler is None:
+        yield None
+        return
+    from unetkit.inference.dask import dask_client
+
+    with dask_client(scheduler, workers) as client:
+        yield client
 
 
 class _Offset:
@@ -235,4 +465,5 @@ def _scratch_dir(out_path: Path) -> str:
     return str(parent)
 
 
-__all__ = ["METHODS", "cluster_function", "momentum_network", "read_mask", "segment_file"]
+__all__ = ["METHODS", "ScratchArray", "cluster_function", "foreground_of", "load_mask_run", "momentum_network",
+           "predicted_mask", "read_mask", "segment_file"]
