@@ -76,6 +76,50 @@ def test_segment_blockwise_matches_whole_and_uses_the_mask(spoco: SimpleNamespac
     assert adapted_rand_error(b, a) < 0.01
 
 
+def test_segment_min_size(monkeypatch: pytest.MonkeyPatch, spoco: SimpleNamespace, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Known embeddings (the network's prediction replaced): a large background, objects of 64,
+    100 and 400 px, and 12 single-pixel specks of their own embedding. --min-size 0 keeps all 15
+    objects; the default (the run's task.min_size, 50) drops the specks; 80 and 200 drop the
+    objects under them too, whole-image and blockwise (the 400-px object crosses block borders)."""
+    import unetkit.inference.segment as seg
+
+    lab = np.zeros((64, 64), np.int64)
+    lab[2:10, 2:10] = 1  # 64 px
+    lab[40:50, 4:14] = 2  # 100 px
+    lab[20:40, 30:50] = 3  # 400 px
+    speck = [(1, 30 + 2 * k) for k in range(12)]
+    for k, (y, x) in enumerate(speck):
+        lab[y, x] = 4 + k
+    centres = np.random.default_rng(0).normal(0, 30, size=(int(lab.max()) + 1, 4))
+    emb = np.moveaxis(centres[lab], -1, 0).astype(np.float32)
+
+    def known(net: object, array: object, *, out: object, **kw: object) -> None:
+        out[...] = emb  # type: ignore[index]
+
+    monkeypatch.setattr(seg, "predict", known)
+    found = {}
+    for name, extra in (("all", ["--min-size", "0"]), ("default", []), ("80", ["--min-size", "80"]),
+                        ("200", ["--min-size", "200"]),
+                        ("200_blocks", ["--min-size", "200", "--cluster-budget", "0.03", "--overlap", "12"])):
+        out = tmp_path / f"{name}.tif"
+        rc, stdout, err = cli(capsys, "segment", "-m", spoco.run, "-i", spoco.image_path, "-o", out, *extra)
+        assert rc == 0, err
+        found[name] = tifffile.imread(out)
+        assert ("blockwise" in stdout) == name.endswith("blocks")
+    assert found["all"].max() == 15
+    for name, kept in (("default", (1, 2, 3)), ("80", (2, 3)), ("200", (3,)), ("200_blocks", (3,))):
+        labels = found[name]
+        assert labels.max() == len(kept), name
+        for obj in range(1, int(lab.max()) + 1):
+            ids = np.unique(labels[lab == obj])
+            assert (len(ids) == 1 and ids[0] > 0) == (obj in kept), (name, obj, ids)
+    rc, _, err = cli(capsys, "segment", "-m", spoco.run, "-i", spoco.image_path, "-o", tmp_path / "x.tif",
+                     "--min-size", "-1")
+    assert_clean_error(rc, err, "min_size=-1", ">= 0")
+    assert not (tmp_path / "x.tif").exists()
+
+
 @pytest.mark.parametrize("case", ["method", "mask", "mask_shape", "exists", "consistency_no_g"])
 def test_segment_errors(spoco: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                         case: str) -> None:
@@ -132,8 +176,8 @@ def test_segment_label_dtype_fits_the_ids(monkeypatch: pytest.MonkeyPatch, spoco
 
     cfg, model, task = load_run(spoco.run)
 
-    def many(method: str, task: object, cfg: object, e: int) -> object:
-        return lambda emb, m, bg: np.arange(emb[0].size).reshape(emb.shape[1:]) + first
+    def many(method: str, task: object, cfg: object, e: int, min_size: int = 0) -> object:
+        return lambda emb, m, bg, filter_=True: np.arange(emb[0].size).reshape(emb.shape[1:]) + first
 
     monkeypatch.setattr(seg, "cluster_function", many)
     path, info = seg.segment_file(model, task, cfg, spoco.image_path, tmp_path / "ids.tif")

@@ -193,8 +193,8 @@ def test_failed_block_task_keeps_the_existing_output(client: distributed.Client,
     out = tmp_path / "labels.tif"
     out.write_bytes(b"precious")
 
-    def failing(method: str, task: object, cfg: object, e: int) -> object:
-        def fn(emb: np.ndarray, m: object, bg: bool) -> np.ndarray:
+    def failing(method: str, task: object, cfg: object, e: int, min_size: int = 0) -> object:
+        def fn(emb: np.ndarray, m: object, bg: bool, filter_: bool = True) -> np.ndarray:
             raise ValueError("clustering broke")
         return fn
 

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
                          "tasks, the labels equal the in-process ones; whole-image clustering stays in this process")
     sg.add_argument("--workers", type=int, default=None, metavar="N",
                     help="worker processes of --scheduler local (default 2; one torch thread each)")
+    sg.add_argument("--min-size", type=int, default=None, metavar="PX",
+                    help="objects of fewer pixels become background (default: the run's task.min_size, 50); "
+                         "also HDBSCAN's smallest cluster; 0 keeps every object")
     sg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
@@ -261,11 +264,12 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                            checkpoint=checkpoint_path(args.model, "last"),  # g is task state of last.pt only
                            memory_budget=int(args.memory_budget * 2**20),
                            cluster_budget=None if args.cluster_budget is None else int(args.cluster_budget * 2**20),
-                           overlap=args.overlap, progress=True)
+                           overlap=args.overlap, min_size=args.min_size, progress=True)
     how = f"blockwise, blocks {'x'.join(map(str, info['block_shape']))}" if info["blockwise"] else "whole image"
     if args.scheduler is not None:
         how += ", on dask"
-    print(f"wrote {args.output}: {info['objects']} objects ({args.method}, {how})")
+    print(f"wrote {args.output}: {info['objects']} objects ({args.method}, {how}; objects under "
+          f"{info['min_size']} px dropped)")
     return 0
 
 

@@ -63,6 +63,21 @@ def test_an_object_across_four_blocks_has_one_id() -> None:
     assert len(np.unique(out[0:4, 30:40])) == 1 and out[1, 35] not in (0, out[20, 20])
 
 
+def test_size_filter_judges_merged_objects_not_block_pieces() -> None:
+    """An object of 100 px cut into four 25-px pieces by the block corner survives min_size 50;
+    a 16-px speck inside one block does not; the result equals filtering the whole image."""
+    lab = np.zeros((40, 40), dtype=np.int64)
+    lab[15:25, 15:25] = 1  # 10x10 around the corner of four 20x20 cores
+    lab[2:6, 2:6] = 2  # 4x4 = 16 px
+    lab[28:38, 2:14] = 3  # 120 px, inside one core
+    emb = embeddings_of(lab, noise=0.05)
+    out = blockwise_cluster(emb, mws, block_shape=(20, 20), overlap=6, min_size=50)
+    whole = mutex_watershed(emb, delta_d=1.5, min_size=50)
+    np.testing.assert_array_equal(out, whole)
+    assert out.max() == 2 and (out[lab == 2] == 0).all()
+    assert len(np.unique(out[lab == 1])) == 1 and out[lab == 1][0] > 0
+
+
 def test_blockwise_with_a_mask_and_mean_shift() -> None:
     _, gt = blobs((64, 64), seed=2, radius=(4.0, 9.0))
     emb = embeddings_of(gt, noise=0.05)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unetkit.clustering._common import largest_to_background
+from unetkit.clustering._common import largest_to_background, remove_small_segments
 from unetkit.errors import InputError
 
 ClusterFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -118,6 +118,7 @@ def blockwise_cluster(
     min_iou: float = 0.5,
     progress: bool = False,
     mapper: Callable[[Callable[[tuple[slice, ...]], np.ndarray], list[tuple[slice, ...]]], Any] | None = None,
+    min_size: int = 0,
 ) -> np.ndarray:
     """Cluster ``(E, *S)`` embeddings block by block and merge the blocks' labels (module docstring).
 
@@ -139,6 +140,9 @@ def blockwise_cluster(
             tasks), to cluster blocks in parallel (``fn`` reads its block from ``embeddings`` and
             ``mask``, which the workers must then be able to read: e.g. Zarr stores reopened by
             path); default: one after the other in this process.
+        min_size: after merging and the background rule, objects of fewer pixels become 0
+            (:func:`~unetkit.clustering.remove_small_segments`); applied to the merged labels,
+            never per block, so an object cut by a block border is judged by its whole size.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` numbered by first appearance, 0 for background.
@@ -195,6 +199,8 @@ def blockwise_cluster(
     background = mask is None if largest_is_background is None else bool(largest_is_background)
     if background:
         result = largest_to_background(result)
+    if min_size > 1:
+        result = remove_small_segments(result, int(min_size))
     return result.numpy().astype(np.int32)
 
 

@@ -42,6 +42,7 @@ def consistency_clustering(
     mask: np.ndarray | Tensor | None = None,
     seed: int = 0,
     largest_is_background: bool | None = None,
+    min_size: int = 0,
 ) -> np.ndarray | Tensor:
     """Mean-shift objects of ``f_embeddings`` kept only when consistent in ``g_embeddings``.
 
@@ -57,6 +58,7 @@ def consistency_clustering(
         seed: seed of the anchor draw (and of mean shift's random seeding).
         largest_is_background: apply the background rule to the mean-shift result (largest
             cluster -> 0); default: only when no ``mask`` is given.
+        min_size: kept objects of fewer pixels become 0 (as in :func:`mean_shift`); 0 keeps all.
 
     Returns:
         ``(*S)`` int32 labels ``1..K`` of the kept objects numbered by first appearance, 0 for
@@ -76,6 +78,7 @@ def consistency_clustering(
     m = int(check_number(n_anchors, "n_anchors", positive=True, integer=True))
     bw = dv if bandwidth is None else check_number(bandwidth, "bandwidth", positive=True)
     check_number(seed, "seed", integer=True)
+    min_px = int(check_number(min_size, "min_size", integer=True))
     keep = foreground(mask, f)
     g_points = foreground_points(g.to(f.device), keep)
     background = mask is None if largest_is_background is None else bool(largest_is_background)
@@ -97,7 +100,7 @@ def consistency_clustering(
         union = (balls | obj[None]).sum(1).double()
         if float(torch.quantile(inter / union, 0.5)) <= t:  # the median (mean of the two middles)
             out[obj] = 0
-    return finish(out, keep, f_embeddings, f.device, background=False)
+    return finish(out, keep, f_embeddings, f.device, background=False, min_size=min_px)
 
 
 __all__ = ["consistency_clustering"]

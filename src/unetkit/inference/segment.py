@@ -9,12 +9,14 @@ valid-padding U-Nets), and clustered into instance labels by one of :data:`METHO
 * ``mean-shift``: :func:`~unetkit.clustering.mean_shift` with the task's bandwidth and kernel
   (EmbeddingTask: ``bandwidth`` / ``delta_v``, its kernel; SpocoTask: flat kernel of radius
   ``delta_v``, as their own post-processing);
-* ``hdbscan``: :func:`~unetkit.clustering.hdbscan` (``min_size`` 200 pixels);
+* ``hdbscan``: :func:`~unetkit.clustering.hdbscan` (smallest cluster ``min_size``);
 * ``consistency``: :func:`~unetkit.clustering.consistency_clustering` with ``delta_v``, needing the
   g-embeddings of SPOCO's momentum network (task state ``"g"`` of the checkpoint); both
   networks see the same image.
 
 Parameters not in the run's task config default to ``delta_v = 0.5`` and ``delta_d = 1.5``.
+Objects of fewer than ``min_size`` pixels (default: the run's ``task.min_size``, 50) become
+background, judged on the whole image's labels (after blockwise merging).
 With a foreground mask only its pixels are clustered and the rest is 0; without one the largest
 object is the background (0). The mask is a label image (``mask``, nonzero = foreground) or is
 predicted by a run of task ``semantic`` (``mask_run``: foreground = predicted class > 0, the
@@ -74,29 +76,45 @@ Method = Literal["mws", "mean-shift", "hdbscan", "consistency"]
 METHODS = ("mws", "mean-shift", "hdbscan", "consistency")
 DEFAULT_DELTA_V = 0.5
 DEFAULT_DELTA_D = 1.5
+DEFAULT_MIN_SIZE = 50
+"""Size filter (pixels) for runs whose task has no ``min_size`` (e.g. ``embedding``)."""
 
 
-def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int) -> Any:
-    """``fn(emb (E or 2E, *S), mask or None, background: bool) -> (*S)`` labels for ``method``
-    with the run's parameters (module docstring)."""
+def run_min_size(cfg: Any) -> int:
+    """The size filter of a run: its ``task.min_size`` if it has one, else :data:`DEFAULT_MIN_SIZE`."""
+    value = getattr(getattr(cfg, "task", None), "min_size", None)
+    return DEFAULT_MIN_SIZE if value is None else int(value)
+
+
+def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int, min_size: int = 0) -> Any:
+    """``fn(emb (E or 2E, *S), mask or None, background: bool, filter: bool) -> (*S)`` labels for
+    ``method`` with the run's parameters (module docstring). ``min_size`` is HDBSCAN's smallest
+    cluster (every call; 200 when 0) and, when ``filter`` is true, the size filter of the other
+    methods (false for the blocks of blockwise clustering, which filter the merged labels)."""
     from unetkit import clustering as cl
 
     tcfg = getattr(cfg, "task", None)
     delta_v = float(getattr(tcfg, "delta_v", None) or DEFAULT_DELTA_V)
     delta_d = float(getattr(tcfg, "delta_d", None) or DEFAULT_DELTA_D)
+
+    def size(filter_: bool) -> int:
+        return int(min_size) if filter_ else 0
+
     if method == "mws":
-        return lambda e, m, bg: cl.mutex_watershed(e, mask=m, delta_d=delta_d, largest_is_background=bg)
+        return lambda e, m, bg, f=True: cl.mutex_watershed(e, mask=m, delta_d=delta_d, largest_is_background=bg,
+                                                           min_size=size(f))
     if method == "mean-shift":
         bandwidth = float(getattr(task, "bandwidth", delta_v))
         kernel = getattr(task, "kernel", "flat")
-        return lambda e, m, bg: cl.mean_shift(e, bandwidth=bandwidth, kernel=kernel, mask=m,
-                                              largest_is_background=bg)
+        return lambda e, m, bg, f=True: cl.mean_shift(e, bandwidth=bandwidth, kernel=kernel, mask=m,
+                                                      largest_is_background=bg, min_size=size(f))
     if method == "hdbscan":
-        return lambda e, m, bg: cl.hdbscan(e, mask=m, largest_is_background=bg)
+        hdb_size = max(2, int(min_size)) if min_size else 200
+        return lambda e, m, bg, f=True: cl.hdbscan(e, mask=m, min_size=hdb_size, largest_is_background=bg)
     if method == "consistency":
         n = embedding_dim
-        return lambda e, m, bg: cl.consistency_clustering(e[:n], e[n:], delta_v=delta_v, mask=m,
-                                                          largest_is_background=bg)
+        return lambda e, m, bg, f=True: cl.consistency_clustering(e[:n], e[n:], delta_v=delta_v, mask=m,
+                                                                  largest_is_background=bg, min_size=size(f))
     raise InputError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -265,6 +283,7 @@ def segment_file(
     tile_shape: tuple[int, ...] | None = None,
     batch_size: int = 1,
     overlap: int | None = None,
+    min_size: int | None = None,
     scheduler: Any = None,
     workers: int = 2,
     worker_device: str = "cpu",
@@ -292,6 +311,9 @@ def segment_file(
             uses its default tile shape for ``memory_budget``.
         overlap: blockwise overlap in pixels (default
             :data:`~unetkit.clustering.blockwise.DEFAULT_OVERLAP`).
+        min_size: objects of fewer pixels become background (0), judged on the whole image
+            (after blockwise merging); HDBSCAN's smallest cluster. Default: the run's
+            ``task.min_size`` (spoco: 50), else :data:`DEFAULT_MIN_SIZE`; 0 keeps every object.
         scheduler: None (in-process), ``"local"`` (a LocalCluster of ``workers`` processes),
             a scheduler address or a ``distributed.Client``: prediction and blockwise
             clustering as Dask tasks (module docstring).
@@ -340,7 +362,10 @@ def segment_file(
                          "workers do not run; drop --scheduler")
     e_dim = int(getattr(nets[0][1], "out_channels", model.out_channels))
     channels = e_dim * len(nets)
-    fn = cluster_function(method, task, cfg, e_dim)
+    if min_size is not None and (isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0):
+        raise InputError(f"min_size={min_size!r} must be an integer >= 0 (pixels; 0 keeps every object)")
+    min_px = run_min_size(cfg) if min_size is None else int(min_size)
+    fn = cluster_function(method, task, cfg, e_dim, min_px)
     normalizer = normalizer_for(array, has_c, cfg, name=str(source))
     tiling: dict[str, Any] = {"tile_shape": tile_shape, "memory_budget": memory_budget, "batch_size": batch_size,
                               "transform": normalizer, "progress": progress}
@@ -372,14 +397,16 @@ def segment_file(
                 mapper = client_mapper(client)
                 if isinstance(fg, np.ndarray):  # tasks read their block of the mask from disk too
                     fg = _store_mask(fg, scratch / "given-mask.zarr", block)
-            labels = blockwise_cluster(emb, lambda e, m: fn(e, m, False), block_shape=block, overlap=ov, mask=fg,
-                                       progress=progress, mapper=mapper)
+            labels = blockwise_cluster(emb, lambda e, m: fn(e, m, False, False), block_shape=block, overlap=ov,
+                                       mask=fg, progress=progress, mapper=mapper,
+                                       min_size=0 if method == "hdbscan" else min_px)
         else:
             m = None if fg is None else np.asarray(fg[...]) != 0
             labels = np.asarray(fn(np.asarray(emb[...], dtype=np.float32), m, m is None))
         del emb
     n = int(labels.max(initial=0))
     info["objects"] = n
+    info["min_size"] = min_px
     labels = labels.astype(np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32)
     axes_out = "ZYX"[3 - ndim:]
     return write_image(target, labels, axes=axes_out, overwrite=True), info
