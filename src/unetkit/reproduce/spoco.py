@@ -78,8 +78,8 @@ class Budget:
     @classmethod
     def named(cls, name: str) -> Budget:
         if name == "full":
-            return cls(iterations=600, train_images=8, test_images=4, size=96, patch=64, budget_objects=8,
-                       iterations_3d=200, size_3d=32, patch_3d=24)
+            return cls(iterations=1200, train_images=8, test_images=4, size=96, patch=64, budget_objects=8,
+                       iterations_3d=400, size_3d=32, patch_3d=24)
         if name == "smoke":
             return cls(iterations=2, train_images=2, test_images=1, size=40, patch=32, budget_objects=2,
                        iterations_3d=1, size_3d=16, patch_3d=16, base_features=4, embedding_dim=4, depth=2,
