@@ -297,6 +297,14 @@ def claims(r: dict[str, Any]) -> list[str]:
     best = max(c, key=lambda k: c[k]["sbd"])
     out.append(f"- Clustering (paper Tab. 5-6, mutex watershed and consistency clustering competitive): best "
                f"SBD here by **{best}** ({c[best]['sbd']:.3f}).")
+    if c["consistency"]["sbd"] < 0.5 * c["mean_shift"]["sbd"]:
+        it = r["budget_sizes"]["iterations"]
+        m = r["settings_2d"]["spoco@0.4"]["task"]["momentum"]
+        out.append(f"- Consistency clustering keeps few objects here (SBD {c['consistency']['sbd']:.3f} against "
+                   f"{c['mean_shift']['sbd']:.3f} for the mean shift it filters). It keeps an object only where f "
+                   f"and g agree; the likely cause is that after {it} steps with m = {m} the momentum network g "
+                   f"still holds {m ** it:.0%} of its initial weights (the paper trains far longer than "
+                   f"1 / (1 - m) = {1 / (1 - m):.0f} steps).")
     t = r["settings_3d"]
     out.append(f"- 3-D: SBD embedding {t['embedding']['metrics']['sbd']:.3f}, SPOCO@0.4 "
                f"{t['spoco@0.4']['metrics']['sbd']:.3f} (one small case only).")
