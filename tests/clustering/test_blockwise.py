@@ -16,6 +16,8 @@ from unetkit.data.synthetic import blobs
 from unetkit.errors import InputError
 from unetkit.metrics import adapted_rand_error
 
+from embedding_cases import background_cut_in_two
+
 CASES = [((96, 96), (32, 32), 16), ((24, 48, 48), (12, 24, 24), 8)]
 
 
@@ -76,6 +78,16 @@ def test_size_filter_judges_merged_objects_not_block_pieces() -> None:
     np.testing.assert_array_equal(out, whole)
     assert out.max() == 2 and (out[lab == 2] == 0).all()
     assert len(np.unique(out[lab == 1])) == 1 and out[lab == 1][0] > 0
+
+
+def test_background_radius_blockwise_equals_whole_image() -> None:
+    """Background cut into two regions by a wall of cells, blocks much smaller than the image:
+    the means summed over the cores join both regions into the background as in one piece."""
+    gt, emb = background_cut_in_two()
+    whole = mutex_watershed(emb, delta_d=1.5, background_radius=0.5)
+    parts = blockwise_cluster(emb, mws, block_shape=(16, 16), overlap=8, background_radius=0.5)
+    np.testing.assert_array_equal(parts, whole)
+    assert parts.max() == 4 and (parts[gt == 0] == 0).all()
 
 
 def test_blockwise_with_a_mask_and_mean_shift() -> None:

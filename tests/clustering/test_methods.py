@@ -13,6 +13,8 @@ from unetkit.clustering import (consistency_clustering, hdbscan, largest_to_back
 from unetkit.clustering.mutex_watershed import default_offsets, embedding_affinity_weights
 from unetkit.errors import InputError
 
+from embedding_cases import background_cut_in_two
+
 
 def objects(ndim: int) -> np.ndarray:
     """Ground truth: a large background (0) and three box objects 1..3, spatially separated."""
@@ -131,6 +133,33 @@ def test_min_size_removes_fragments_keeps_objects(method: str) -> None:
     assert filtered.max() == 3
     assert same_partition(np.where(gt > 0, filtered, 0), gt)
     assert (filtered[tuple(speck.T)] == 0).all()
+
+
+def test_join_background_by_hand() -> None:
+    from unetkit.clustering._common import join_background, segment_sums
+
+    lab = np.array([[1, 1, 1, 2], [3, 3, 0, 2], [4, 4, 4, 4]])  # 1: 3 px, 2: 2, 3: 2, 4: 4 (largest)
+    emb = np.zeros((2, 3, 4))
+    emb[:, lab == 1] = np.array([[0.3], [0.0]])  # 0.3 from segment 4's mean (0, 0): joined
+    emb[:, lab == 2] = np.array([[3.0], [4.0]])  # 5 away: kept
+    emb[:, lab == 3] = np.array([[0.0], [0.6]])  # 0.6 away: joined only with radius >= 0.6
+    sums, counts = segment_sums(lab, emb)
+    assert counts.tolist() == [1, 3, 2, 2, 4]
+    np.testing.assert_allclose(sums[1], [0.9, 0.0])
+    got = join_background(torch.from_numpy(lab), sums, counts, 0.5)
+    assert got.tolist() == [[4, 4, 4, 2], [3, 3, 0, 2], [4, 4, 4, 4]]
+    assert join_background(torch.from_numpy(lab), sums, counts, 0.6).tolist() == [[4, 4, 4, 2], [4, 4, 0, 2],
+                                                                                   [4, 4, 4, 4]]
+    assert join_background(torch.from_numpy(lab), sums, counts, 0.0).tolist() == lab.tolist()
+
+
+def test_mws_background_radius_joins_background_regions_cut_apart_by_cells() -> None:
+    gt, emb = background_cut_in_two()
+    plain = mutex_watershed(emb)
+    assert plain.max() == 5  # the wall's 4 cells and one of the two background regions
+    joined = mutex_watershed(emb, background_radius=0.5)
+    assert joined.max() == 4 and (joined[gt == 0] == 0).all()
+    assert same_partition(joined, gt)
 
 
 def test_hdbscan_subsample_noise_and_determinism() -> None:

@@ -130,6 +130,48 @@ def largest_to_background(labels: Tensor) -> Tensor:
     return out.to(labels.dtype)
 
 
+def segment_sums(labels: np.ndarray, embeddings: np.ndarray, size: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label embedding sums ``(K, E)`` float64 and pixel counts ``(K,)`` of ``labels``
+    ``(*S)`` (non-negative ints, ``K = size`` or ``max + 1``) over ``embeddings`` ``(E, *S)``.
+    Sums from several blocks add up to the whole image's (how blockwise clustering uses it)."""
+    flat = np.asarray(labels).reshape(-1).astype(np.int64)
+    k = int(flat.max(initial=0)) + 1 if size is None else int(size)
+    emb = np.asarray(embeddings, dtype=np.float64).reshape(embeddings.shape[0], -1)
+    counts = np.bincount(flat, minlength=k).astype(np.float64)
+    sums = np.stack([np.bincount(flat, weights=row, minlength=k) for row in emb], axis=1)
+    return sums, counts
+
+
+def join_background(labels: Tensor, sums: np.ndarray, counts: np.ndarray, radius: float) -> Tensor:
+    """The largest segment of ``labels`` ``(*S)`` (ids ``>= 1``; 0 = outside a mask, left as is;
+    most pixels, ties: the smaller id) and every segment whose mean embedding lies within
+    ``radius`` of its mean, all given the largest's id. ``sums`` ``(K, E)`` and ``counts``
+    ``(K,)`` come from :func:`segment_sums` over the same labels.
+
+    Why: the background is *one* instance in embedding space (the discriminative and SPOCO
+    losses pull it to one mean, SPOCO@p through the consistency term), but cells cut it into
+    spatially separate regions, and the mutex watershed (whose segments are connected) returns
+    each region as its own segment. Joining the regions whose mean equals the largest one's
+    (within ``radius``, e.g. the pull hinge ``delta_v``) before the background rule turns all of
+    them into background; cells, whose means lie ``2 delta_d`` away, are untouched.
+    """
+    lab = labels.long()
+    if radius <= 0 or lab.numel() == 0 or int(lab.max()) == 0:
+        return labels
+    cnt = torch.as_tensor(counts, dtype=torch.float64)
+    cnt_fg = cnt.clone()
+    cnt_fg[0] = -1
+    big = int(torch.argmax(cnt_fg))
+    means = torch.as_tensor(sums, dtype=torch.float64) / cnt.clamp(min=1)[:, None]
+    near = torch.linalg.vector_norm(means - means[big], dim=1) <= radius
+    near &= cnt > 0
+    near[0] = False
+    table = torch.arange(cnt.numel(), dtype=torch.long)
+    table[near] = big
+    return table.to(lab.device)[lab].to(labels.dtype)
+
+
 def remove_small_segments(labels: Tensor, min_size: int) -> Tensor:
     """Segments of fewer than ``min_size`` pixels set to 0 (background), the rest renumbered
     ``1..K`` by first appearance. ``labels``: ``(*S)`` non-negative integers; returns int32.

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unetkit.clustering._common import largest_to_background, remove_small_segments
+from unetkit.clustering._common import join_background, largest_to_background, remove_small_segments, segment_sums
 from unetkit.errors import InputError
 
 ClusterFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -119,6 +119,7 @@ def blockwise_cluster(
     progress: bool = False,
     mapper: Callable[[Callable[[tuple[slice, ...]], np.ndarray], list[tuple[slice, ...]]], Any] | None = None,
     min_size: int = 0,
+    background_radius: float = 0.0,
 ) -> np.ndarray:
     """Cluster ``(E, *S)`` embeddings block by block and merge the blocks' labels (module docstring).
 
@@ -140,6 +141,10 @@ def blockwise_cluster(
             tasks), to cluster blocks in parallel (``fn`` reads its block from ``embeddings`` and
             ``mask``, which the workers must then be able to read: e.g. Zarr stores reopened by
             path); default: one after the other in this process.
+        background_radius: with the background rule, merged objects whose mean embedding is
+            within this distance of the largest one's are background too (as
+            :func:`~unetkit.clustering.mutex_watershed`'s ``background_radius``; the means are
+            summed block by block over the cores, reading the embeddings a second time).
         min_size: after merging and the background rule, objects of fewer pixels become 0
             (:func:`~unetkit.clustering.remove_small_segments`); applied to the merged labels,
             never per block, so an object cut by a block border is judged by its whole size.
@@ -195,8 +200,16 @@ def blockwise_cluster(
     for (core, block), lab, off in zip(grid, labels, offsets):
         local = lab[_local(core, block)]
         out[core] = np.where(local > 0, roots[np.where(local > 0, local + off, 0)], 0)
-    result = torch.from_numpy(_first_appearance(out))
     background = mask is None if largest_is_background is None else bool(largest_is_background)
+    if background and background_radius > 0:
+        k = int(out.max(initial=0)) + 1
+        sums, counts = np.zeros((k, shape[0])), np.zeros(k)
+        for core, _ in grid:
+            s_core, c_core = segment_sums(out[core], np.asarray(embeddings[(slice(None), *core)]), k)
+            sums += s_core
+            counts += c_core
+        out = join_background(torch.from_numpy(out), sums, counts, float(background_radius)).numpy()
+    result = torch.from_numpy(_first_appearance(out))
     if background:
         result = largest_to_background(result)
     if min_size > 1:

@@ -34,7 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unetkit.clustering._common import check_embeddings, check_number, finish, foreground
+from unetkit.clustering._common import (
+    check_embeddings,
+    check_number,
+    finish,
+    foreground,
+    join_background,
+    segment_sums,
+)
 from unetkit.errors import InputError
 
 LONG_RANGE = (3, 9, 27)
@@ -82,6 +89,7 @@ def mutex_watershed(
     delta_d: float = 2.0,
     largest_is_background: bool | None = None,
     min_size: int = 0,
+    background_radius: float = 0.0,
 ) -> np.ndarray | Tensor:
     """Instance labels from pixel embeddings by the mutex watershed on embedding affinities.
 
@@ -98,6 +106,11 @@ def mutex_watershed(
         largest_is_background: apply the background rule (largest cluster -> 0); default: only
             when no ``mask`` is given.
 
+        background_radius: with the background rule, every segment whose mean embedding lies
+            within this distance of the largest segment's mean is background too
+            (:func:`~unetkit.clustering._common.join_background`: the background regions that
+            cells cut apart); 0 (default) only the largest. Tasks and ``unetkit segment`` pass
+            the run's ``delta_v``.
         min_size: segments of fewer pixels become background (0) after the background rule
             (:func:`~unetkit.clustering._common.remove_small_segments`); 0 keeps every segment.
             The mutex watershed leaves single pixels and small fragments where embeddings are
@@ -115,6 +128,7 @@ def mutex_watershed(
     emb_t = check_embeddings(embeddings, spatial_dims=(2, 3))
     dd = check_number(delta_d, "delta_d", positive=True)
     min_px = int(check_number(min_size, "min_size", integer=True))
+    radius = check_number(background_radius, "background_radius")
     ndim = emb_t.dim() - 1
     if offsets is None:
         offs = default_offsets(ndim)
@@ -152,8 +166,13 @@ def mutex_watershed(
         seg = np.zeros(emb.shape[1:], dtype=np.int64)
     single = seg == 0
     seg[single] = seg.max() + 1 + np.arange(int(single.sum()))
-    labels_fg = torch.from_numpy(seg[keep.cpu().numpy()])
     background = mask is None if largest_is_background is None else bool(largest_is_background)
+    fg = keep.cpu().numpy()
+    if background and radius > 0:
+        seg = np.where(fg, seg, 0)
+        sums, counts = segment_sums(seg, emb)
+        seg = join_background(torch.from_numpy(seg), sums, counts, radius).numpy()
+    labels_fg = torch.from_numpy(seg[fg])
     return finish(labels_fg, keep, embeddings, emb_t.device, background=background, min_size=min_px)
 
 

@@ -5,7 +5,9 @@ The image is read and normalised as in training (:func:`~unetkit.inference.files
 the exact tiling (:func:`~unetkit.inference.predict`; identical to a whole-image prediction for
 valid-padding U-Nets), and clustered into instance labels by one of :data:`METHODS`:
 
-* ``mws``: :func:`~unetkit.clustering.mutex_watershed` with the task's ``delta_d``;
+* ``mws``: :func:`~unetkit.clustering.mutex_watershed` with the task's ``delta_d``; without a
+  mask the background is the largest segment and every segment with its mean embedding (within
+  ``delta_v``: the regions of background that cells cut apart);
 * ``mean-shift``: :func:`~unetkit.clustering.mean_shift` with the task's bandwidth and kernel
   (EmbeddingTask: ``bandwidth`` / ``delta_v``, its kernel; SpocoTask: flat kernel of radius
   ``delta_v``, as their own post-processing);
@@ -86,6 +88,15 @@ def run_min_size(cfg: Any) -> int:
     return DEFAULT_MIN_SIZE if value is None else int(value)
 
 
+def background_radius(method: str, cfg: Any) -> float:
+    """The mutex watershed's ``background_radius`` for a run: its ``delta_v`` (segments with the
+    background's mean embedding are background); 0 for the other methods, whose clusters already
+    live in embedding space."""
+    if method != "mws":
+        return 0.0
+    return float(getattr(getattr(cfg, "task", None), "delta_v", None) or DEFAULT_DELTA_V)
+
+
 def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int, min_size: int = 0) -> Any:
     """``fn(emb (E or 2E, *S), mask or None, background: bool, filter: bool) -> (*S)`` labels for
     ``method`` with the run's parameters (module docstring). ``min_size`` is HDBSCAN's smallest
@@ -102,7 +113,7 @@ def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int, min_s
 
     if method == "mws":
         return lambda e, m, bg, f=True: cl.mutex_watershed(e, mask=m, delta_d=delta_d, largest_is_background=bg,
-                                                           min_size=size(f))
+                                                           min_size=size(f), background_radius=delta_v)
     if method == "mean-shift":
         bandwidth = float(getattr(task, "bandwidth", delta_v))
         kernel = getattr(task, "kernel", "flat")
@@ -399,7 +410,8 @@ def segment_file(
                     fg = _store_mask(fg, scratch / "given-mask.zarr", block)
             labels = blockwise_cluster(emb, lambda e, m: fn(e, m, False, False), block_shape=block, overlap=ov,
                                        mask=fg, progress=progress, mapper=mapper,
-                                       min_size=0 if method == "hdbscan" else min_px)
+                                       min_size=0 if method == "hdbscan" else min_px,
+                                       background_radius=background_radius(method, cfg))
         else:
             m = None if fg is None else np.asarray(fg[...]) != 0
             labels = np.asarray(fn(np.asarray(emb[...], dtype=np.float32), m, m is None))

@@ -28,7 +28,8 @@ section 3) through the one trainer's hooks:
 * ``postprocess``: the whole image's embeddings (never per tile) are clustered (``clustering``):
   the mutex watershed on embedding affinities with long-range offsets 3, 9, 27 (default,
   margin ``delta_d``), mean shift with a flat kernel of radius ``delta_v``, or HDBSCAN; the
-  largest cluster is the background and segments of fewer than ``min_size`` pixels (default
+  largest cluster is the background (mutex watershed: with every segment whose mean embedding
+  is within ``delta_v`` of its mean) and segments of fewer than ``min_size`` pixels (default
   50) become background too (HDBSCAN: its smallest cluster size).
 """
 
@@ -209,7 +210,7 @@ class SpocoTask(Task):
 
         if self.clustering == "mws":
             return mutex_watershed(embeddings, delta_d=self.delta_d, largest_is_background=True,
-                                   min_size=self.min_size)
+                                   min_size=self.min_size, background_radius=self.delta_v)
         if self.clustering == "hdbscan":
             return hdbscan(embeddings, min_size=self.min_size, largest_is_background=True)
         return mean_shift(embeddings, bandwidth=self.delta_v, kernel="flat", largest_is_background=True,
