@@ -21,7 +21,8 @@ Settings (2-D):
 3-D: ``embedding`` and ``spoco@0.4`` on small volumes.
 
 Evaluation: held-out fully labelled images, whole-image embeddings clustered by the mutex
-watershed (largest cluster = background, segments under :data:`MIN_SIZE` pixels dropped);
+watershed (background: the largest segment and every segment within ``delta_v`` of its mean
+embedding; segments under :data:`MIN_SIZE` pixels dropped);
 symmetric best Dice (SBD), |DiC| and mean segmentation accuracy (mSA, IoU thresholds
 0.5..0.95), averaged over the images. A clustering table compares mutex watershed, mean shift, HDBSCAN and consistency clustering on the
 ``spoco@0.4`` net. Figures: PCA of the embeddings of every pixel (background too, as in the
@@ -179,7 +180,8 @@ def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 def mws(emb: np.ndarray) -> np.ndarray:
     from unetkit.clustering import mutex_watershed
 
-    return np.asarray(mutex_watershed(emb, delta_d=DELTA_D, min_size=MIN_SIZE[emb.ndim - 1]))
+    return np.asarray(mutex_watershed(emb, delta_d=DELTA_D, min_size=MIN_SIZE[emb.ndim - 1],
+                                      background_radius=DELTA_V))
 
 
 def evaluate(model: torch.nn.Module, test: list[tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, float], list]:
