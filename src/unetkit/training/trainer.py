@@ -27,6 +27,7 @@ from unetkit.data.datasets import PatchSampler, Sample, load_folder, split_sampl
 from unetkit.data.transforms import build_augmentation
 from unetkit.errors import ConfigError, InputError, TrainingDiverged
 from unetkit.inference import predict
+from unetkit.inference.tiling import InexactTilingWarning
 from unetkit.models import build_model
 from unetkit.runs import load_checkpoint, read_model_json, save_checkpoint, save_model_json, select_device
 from unetkit.tasks import IGNORE, Task, build_task, predict_labels
@@ -297,8 +298,8 @@ class Trainer:
         """Predict every validation image whole and return the task's metrics."""
         acc = self.task.new_metrics()
         for s in self.val_samples:
-            with warnings.catch_warnings():  # same-padding tiling is inexact; said once by predict's users, not per validation
-                warnings.filterwarnings("ignore", message=".*tiling of a same-padding U-Net is not exact")
+            with warnings.catch_warnings():  # inexact tiling is said by predict's users, not at every validation
+                warnings.simplefilter("ignore", InexactTilingWarning)
                 out = predict(self.model, s.image, predictor=self.task.predictor(self.model))
             acc.update(predict_labels(self.task, out), s.labels)
         return acc.compute()
