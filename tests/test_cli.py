@@ -905,7 +905,7 @@ def test_sigterm_stops_like_ctrl_c(tiny: SimpleNamespace, tmp_path: Path) -> Non
 
 def test_train_and_predict_a_seunet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Another registered model (its own config keys, same padding, inexact tiling) through the CLI."""
-    images, _ = write_dataset(tmp_path / "data", 3, (32, 32), seed=1, semantic=True)
+    write_dataset(tmp_path / "data", 3, (32, 32), seed=1, semantic=True)
     cfg = {**CONFIG, "model": {"name": "seunet", "depth": 1, "base_features": 3, "scales": 2, "scale_dropout": 0.25},
            "data": {**CONFIG["data"], "patch_shape": [15, 16], "val_fraction": 0.34},
            "training": {**CONFIG["training"], "iterations": 2, "val_every": 2, "checkpoint_every": 2}}

@@ -19,9 +19,20 @@ anti-aliasing blur sigma_base * sqrt(3)); quadratic / max pooling, upsampling an
 are approximate.
 """
 
-from unetkit.layers.scale_conv import ScaleBatchNorm, ScaleBoundary, ScaleConv, ScaleConvBlock
+from unetkit.layers.scale_conv import (
+    ScaleBatchNorm,
+    ScaleBoundary,
+    ScaleConv,
+    ScaleConvBlock,
+)
 from unetkit.layers.scale_layout import SCALE_AXIS, check_lifted
-from unetkit.layers.scale_lift import GaussianLift, LiftPadding, gaussian_blur, gaussian_kernel1d, gaussian_sigmas
+from unetkit.layers.scale_lift import (
+    GaussianLift,
+    LiftPadding,
+    gaussian_blur,
+    gaussian_kernel1d,
+    gaussian_sigmas,
+)
 from unetkit.layers.scale_projection import Projection, ScaleDropout, ScaleProjection
 from unetkit.layers.scale_sampling import (
     SUBSAMPLINGS,

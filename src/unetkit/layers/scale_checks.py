@@ -18,6 +18,7 @@ border by ``margin`` pixels of the finer input, so padding does not count).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,7 +27,12 @@ from torch import Tensor, nn
 from unetkit.layers.scale_conv import ScaleBatchNorm, ScaleConv
 from unetkit.layers.scale_lift import GaussianLift, gaussian_blur
 from unetkit.layers.scale_projection import ScaleProjection
-from unetkit.layers.scale_sampling import QuadraticDilationPool, ScaleMaxPool, ScaleUpsample, lattice_upsample
+from unetkit.layers.scale_sampling import (
+    QuadraticDilationPool,
+    ScaleMaxPool,
+    ScaleUpsample,
+    lattice_upsample,
+)
 
 
 def smooth_image(shape: Sequence[int], *, channels: int = 1, sigma: float = 2.0, seed: int = 0) -> Tensor:
@@ -61,7 +67,7 @@ def shift_error(fn: Callable[[Tensor], Tensor], x: Tensor, shift: Sequence[int],
     the *output* at each border are left out of the comparison.
     """
     dims = tuple(range(-ndim, 0))
-    out_shift = [int(round(s * out_factor)) for s in shift]
+    out_shift = [round(s * out_factor) for s in shift]
     with torch.no_grad():
         a = fn(torch.roll(x, tuple(shift), dims))
         b = torch.roll(fn(x), tuple(out_shift), dims)
@@ -190,7 +196,7 @@ def format_table(errors: dict[str, dict[str, float]]) -> str:
     lines = ["| layer / network | shift | scale (layer alone) | scale (lift, then layer; network) |",
              "|---|---|---|---|"]
     for name, e in errors.items():
-        cells = ["-" if v != v else f"{v:.1e}" for v in (e["shift"], e["scale"], e["scale after lift"])]
+        cells = ["-" if math.isnan(v) else f"{v:.1e}" for v in (e["shift"], e["scale"], e["scale after lift"])]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines)
 

@@ -151,5 +151,6 @@ class ScaleConvBlock(nn.Sequential):
             channels = out_channels
         super().__init__(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102 (documented on the class)
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C_in, S, *spatial)`` -> ``(N, C_out, S, *spatial)``."""
         return super().forward(x)

@@ -45,7 +45,7 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> Tensor:
 
     Returns a float64 tensor of length ``2 * radius + 1``.
     """
-    radius = int(math.ceil(truncate * sigma))
+    radius = math.ceil(truncate * sigma)
     if sigma == 0 or radius == 0:
         return torch.ones(1, dtype=torch.float64)
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
@@ -83,7 +83,7 @@ def gaussian_blur(x: Tensor, sigma: float, ndim: int, *, truncate: float = 4.0,
     radius = (kernel.numel() - 1) // 2
     if radius == 0:
         return x
-    n, c = x.shape[:2]
+    c = x.shape[1]
     conv = conv_fn_nd(ndim)
     for axis in range(2, 2 + ndim):
         shape = [1] * ndim
@@ -122,7 +122,7 @@ class GaussianLift(nn.Module):
     @property
     def radius(self) -> int:
         """Kernel radius of the coarsest scale in pixels: the context one output pixel depends on."""
-        return int(math.ceil(self.truncate * self.sigmas[-1]))
+        return math.ceil(self.truncate * self.sigmas[-1])
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C, *spatial)`` -> ``(N, C, S, *spatial)``."""

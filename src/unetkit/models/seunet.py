@@ -189,10 +189,6 @@ class _ScaleNet(nn.Module):
         self.geometry.output_shape(x.shape[2:])  # raises with the nearest valid shapes
 
 
-def _scale_layers_kwargs(scale_depth: int, scale_boundary: ScaleBoundary, norm: bool) -> dict[str, Any]:
-    return dict(scale_depth=scale_depth, scale_boundary=scale_boundary, norm=norm)
-
-
 class SEUNet(_ScaleNet):
     """Scale-equivariant U-Net (Sangalli, Blusseau, Velasco-Forero, Angulo 2022).
 
@@ -263,7 +259,7 @@ class SEUNet(_ScaleNet):
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.depth, self.scales, self.subsampling, self.upsampling = depth, scales, subsampling, upsampling
         self.features = [base_features * growth**i for i in range(depth + 1)]
-        layer = _scale_layers_kwargs(scale_depth, scale_boundary, norm == "batch")
+        layer: dict[str, Any] = {"scale_depth": scale_depth, "scale_boundary": scale_boundary, "norm": norm == "batch"}
 
         self.lift = GaussianLift(ndim, scales, sigma_base, padding=lift_padding)
         self.encoders = nn.ModuleList()
@@ -324,7 +320,7 @@ class _ResidualScaleBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, ndim: int, *, scale_depth: int,
                  scale_boundary: ScaleBoundary, norm: bool) -> None:
         super().__init__()
-        conv = dict(scale_depth=scale_depth, scale_boundary=scale_boundary, bias=not norm)
+        conv: dict[str, Any] = {"scale_depth": scale_depth, "scale_boundary": scale_boundary, "bias": not norm}
         self.main = nn.Sequential(
             ScaleConv(in_channels, out_channels, ndim, 3, stride=2, **conv),
             ScaleBatchNorm(out_channels) if norm else nn.Identity(),
@@ -387,7 +383,7 @@ class SResNet(_ScaleNet):
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.depth, self.scales, self.upsampling = depth, scales, upsampling
         self.features = [base_features * growth**i for i in range(depth + 1)]
-        layer = _scale_layers_kwargs(scale_depth, scale_boundary, norm == "batch")
+        layer: dict[str, Any] = {"scale_depth": scale_depth, "scale_boundary": scale_boundary, "norm": norm == "batch"}
 
         self.lift = GaussianLift(ndim, scales, sigma_base, padding=lift_padding)
         self.stem = ScaleConvBlock(in_channels, self.features[0], ndim, n_convs=1, **layer)
