@@ -75,16 +75,22 @@ def shift_error(fn: Callable[[Tensor], Tensor], x: Tensor, shift: Sequence[int],
     return _relative(_interior(a, ndim, margins), _interior(b, ndim, margins))
 
 
-def lifted_scale_error(fn: Callable[[Tensor], Tensor], base: Tensor, *, ndim: int, margin: int = 0) -> float:
-    """Relative max error of ``fn(b)[:, :, k]`` against ``D_2 fn(U_2 b)[:, :, k + 1]``, k = 0..S-2.
+def lifted_scale_error(fn: Callable[[Tensor], Tensor], base: Tensor, *, ndim: int, margin: int = 0,
+                       unreached: int = 0) -> float:
+    """Relative max error of ``fn(b)[:, :, k]`` against ``D_2 fn(U_2 b)[:, :, k + 1]``,
+    k = 0..S-2-``unreached``.
 
     ``fn`` maps images ``(N, C, *spatial)`` to lifted features ``(N, C', S, *spatial')``; ``margin``
-    is in pixels of ``fn(b)``.
+    is in pixels of ``fn(b)``. ``unreached``: coarsest scales left out because their taps reach past
+    S-1 (``(J - 1)`` per ScaleConv of scale depth J): there the lifting of ``b`` has a scale that
+    ``U_2 b`` lacks, which the truncated range excludes.
     """
     fine = lattice_upsample(base, 2, "linear", ndim)
     with torch.no_grad():
-        coarse_out = fn(base)[:, :, :-1]
-        fine_out = _subsample(fn(fine), ndim)[:, :, 1:]
+        coarse = fn(base)
+        keep = coarse.shape[2] - 1 - unreached
+        coarse_out = coarse[:, :, :keep]
+        fine_out = _subsample(fn(fine), ndim)[:, :, 1:keep + 1]
     return _relative(_interior(coarse_out, ndim, margin), _interior(fine_out, ndim, margin))
 
 
@@ -124,7 +130,8 @@ def equivariance_errors(ndim: int = 2, size: int = 96, scales: int = 4,
     * ``"shift"``: :func:`shift_error` for a shift by 2 per axis (4 for the networks).
     * ``"scale"``: :func:`action_error`, the layer alone on lifted smooth noise.
     * ``"scale after lift"``: :func:`lifted_scale_error` / :func:`image_scale_error` of lifting then
-      the layer on a 2x-upsampled base image (includes the lifting's own error).
+      the layer on a 2x-upsampled base image (includes the lifting's own error; for J > 1 only the
+      scales inside the truncated range, k <= S-1-J).
 
     ``nan`` where a measurement does not apply. Also ``"SEU-Net"`` and ``"U-Net"`` (same width:
     depth 2, 8 base features, random weights N(0, 0.3), eval mode, same padding), compared at pixels
@@ -170,7 +177,8 @@ def equivariance_errors(ndim: int = 2, size: int = 96, scales: int = 4,
         after = nan
         if factor != 2.0:  # upsampled outputs of a base image have no finer counterpart
             measure = lifted_scale_error if "Projection" not in name else image_scale_error
-            after = measure(lambda x, f=layer: f(lift(x)), base, ndim=ndim, margin=m)
+            extra = {"unreached": layer.scale_depth - 1} if isinstance(layer, ScaleConv) else {}
+            after = measure(lambda x, f=layer: f(lift(x)), base, ndim=ndim, margin=m, **extra)
         out[name] = {
             "shift": shift_error(layer, lifted, shift, ndim=ndim, out_factor=factor, margin=m),
             "scale": action_error(layer, lifted, ndim=ndim, margin=m // 2),
