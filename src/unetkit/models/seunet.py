@@ -255,7 +255,7 @@ class SEUNet(_ScaleNet):
             scale_dropout=scale_dropout, sigma_base=sigma_base, lift_padding=lift_padding, norm=norm,
             subsampling=subsampling, upsampling=upsampling, projection=projection,
         )
-        self.geometry = UNetGeometry(ndim, depth, (2,) * ndim, padding="same")
+        self.geometry = UNetGeometry(ndim, depth, (2,) * ndim, padding="same", label=type(self).__name__)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.depth, self.scales, self.subsampling, self.upsampling = depth, scales, subsampling, upsampling
         self.features = [base_features * growth**i for i in range(depth + 1)]
@@ -379,7 +379,7 @@ class SResNet(_ScaleNet):
             scale_dropout=scale_dropout, sigma_base=sigma_base, lift_padding=lift_padding, norm=norm,
             upsampling=upsampling,
         )
-        self.geometry = UNetGeometry(ndim, depth, (2,) * ndim, padding="same")
+        self.geometry = UNetGeometry(ndim, depth, (2,) * ndim, padding="same", label=type(self).__name__)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.depth, self.scales, self.upsampling = depth, scales, upsampling
         self.features = [base_features * growth**i for i in range(depth + 1)]
