@@ -901,3 +901,22 @@ def test_sigterm_stops_like_ctrl_c(tiny: SimpleNamespace, tmp_path: Path) -> Non
     assert "Traceback" not in err
     run = tmp_path / "run"
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_train_and_predict_a_seunet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another registered model (its own config keys, same padding, inexact tiling) through the CLI."""
+    write_dataset(tmp_path / "data", 3, (32, 32), seed=1, semantic=True)
+    cfg = {**CONFIG, "model": {"name": "seunet", "depth": 1, "base_features": 3, "scales": 2, "scale_dropout": 0.25},
+           "data": {**CONFIG["data"], "patch_shape": [15, 16], "val_fraction": 0.34},
+           "training": {**CONFIG["training"], "iterations": 2, "val_every": 2, "checkpoint_every": 2}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc, out, err = cli(capsys, "train", "-c", tmp_path / "cfg.yaml", f"out={tmp_path / 'run'}")
+    assert rc == 0, err
+    assert "training seunet (2-D, padding=same)" in out
+    assert "nearest valid size [14, 16]" in out  # multiples of 2^depth; a tie takes the smaller
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["kwargs"]["scales"] == 2
+    odd, _ = write_dataset(tmp_path / "odd", 1, (30, 37), seed=3)
+    rc, out, err = cli(capsys, "predict", "-m", tmp_path / "run", "-i", odd / "img_000.tif", "-o",
+                       tmp_path / "pred.tif", "--device", "cpu")
+    assert rc == 0, err
+    assert read_labels(tmp_path / "pred.tif")[0].shape == (30, 37)

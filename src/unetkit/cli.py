@@ -160,9 +160,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     args.kept = kept  # set before anything is printed: a signal may come at once
     if list(trainer.input_shape) != list(cfg.data.patch_shape):
-        print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this U-Net; "
+        print(f"note: data.patch_shape {list(cfg.data.patch_shape)} is not a valid input size for this model; "
               f"using the nearest valid size {list(trainer.input_shape)}")
-    print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={cfg.model.padding}) on {trainer.device}: "
+    print(f"training {cfg.model.name} ({cfg.model.ndim}-D, padding={trainer.model.padding}) on {trainer.device}: "
           f"{len(trainer.train_samples)} training / {len(trainer.val_samples)} validation images, "
           f"patches {trainer.input_shape} -> {trainer.output_shape}")
 

@@ -1,4 +1,4 @@
-"""Models: the U-Net core, its size arithmetic, the protocol inference reads (:class:`Tileable`),
+"""Models: the U-Net core, the scale-equivariant SEU-Net and SResNet, its size arithmetic, the protocol inference reads (:class:`Tileable`),
 and a registry to build models from configs."""
 
 from unetkit.models.geometry import UNetGeometry
@@ -12,11 +12,16 @@ from unetkit.models.registry import (
     register_model,
     validate_model_config,
 )
+from unetkit.models.seunet import SEUNet, SEUNetConfig, SResNet, SResNetConfig
 from unetkit.models.unet import UNet, UNetConfig
 
 __all__ = [
     "MODELS",
     "ModelConfig",
+    "SEUNet",
+    "SEUNetConfig",
+    "SResNet",
+    "SResNetConfig",
     "Tileable",
     "UNet",
     "UNetConfig",

@@ -51,6 +51,8 @@ class UNetGeometry:
         convs_per_level: convolutions per conv block c.
         kernel_size: convolution kernel size k (odd).
         padding: ``"valid"`` or ``"same"``.
+        label: the network's name in error messages (``"U-Net"``; SEU-Net and SResNet reuse these
+            same-padding rules).
     """
 
     ndim: int
@@ -59,6 +61,7 @@ class UNetGeometry:
     convs_per_level: int = 2
     kernel_size: int = 3
     padding: Padding = "valid"
+    label: str = "U-Net"
 
     def __post_init__(self) -> None:
         if self.ndim not in (2, 3):
@@ -152,7 +155,7 @@ class UNetGeometry:
         shape = tuple(int(s) for s in shape)
         if len(shape) != self.ndim:
             raise ShapeError(
-                f"{what} {shape} has {len(shape)} axes but this {self.ndim}-D U-Net needs {self.ndim} spatial axes"
+                f"{what} {shape} has {len(shape)} axes but this {self.ndim}-D {self.label} needs {self.ndim} spatial axes"
             )
         return shape
 
@@ -229,7 +232,7 @@ class UNetGeometry:
             else f"valid sizes form steps of {self.shift_period} from {smallest}"
         )
         return (
-            f"{of} shape {shape} is not valid for this U-Net (padding={self.padding!r}, depth={self.depth}, "
+            f"{of} shape {shape} is not valid for this {self.label} (padding={self.padding!r}, depth={self.depth}, "
             f"factor={self.factor}; {rule}). Nearest valid {of} shapes: {listed}"
         )
 

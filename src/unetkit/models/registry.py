@@ -130,5 +130,10 @@ def _register_builtin() -> None:
 
     register_model("unet", config=UNetConfig)(UNet)
 
+    from unetkit.models.seunet import SEUNet, SEUNetConfig, SResNet, SResNetConfig
+
+    register_model("seunet", config=SEUNetConfig)(SEUNet)
+    register_model("sresnet", config=SResNetConfig)(SResNet)
+
 
 _register_builtin()
