@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -86,6 +85,6 @@ def test_evaluate_scales(run: SimpleNamespace, capsys: pytest.CaptureFixture[str
 ])
 def test_errors(run: SimpleNamespace, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     given = [{"RUN": run.run, "IMAGES": run.images}.get(a, a) for a in args]
-    rc, out, err = cli(capsys, "evaluate", *given, "-g", run.labels)
+    rc, _, err = cli(capsys, "evaluate", *given, "-g", run.labels)
     assert rc == 2 and message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -11,7 +11,12 @@ import torch
 
 from unetkit.config import NormalizeConfig
 from unetkit.errors import InputError
-from unetkit.metrics.scales import class_map, evaluate_scales, plot_scale_curves, scale_consistency
+from unetkit.metrics.scales import (
+    class_map,
+    evaluate_scales,
+    plot_scale_curves,
+    scale_consistency,
+)
 from unetkit.models import UNet
 from unetkit.tasks.semantic import SemanticTask
 

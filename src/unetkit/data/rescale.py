@@ -73,7 +73,7 @@ def scaled_shape(shape: Sequence[int], factor: float) -> tuple[int, ...]:
         InputError: ``factor <= 0`` (or not finite), or a result smaller than 1 pixel.
     """
     f = _check_factor(factor)
-    out = tuple(int(round(int(n) * f)) for n in shape)
+    out = tuple(round(int(n) * f) for n in shape)
     if any(m < 1 for m in out):
         smallest = 0.5 / min(int(n) for n in shape)
         raise InputError(f"scale factor {factor!r} shrinks the shape {tuple(shape)} to {out}, below 1 pixel; "

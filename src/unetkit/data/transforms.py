@@ -383,7 +383,7 @@ class ScaleJitter(Transform):
     def zoom(self, image: np.ndarray, labels: np.ndarray | None, factor: float) -> Pair:
         """Zoom ``image`` ``(C, *S)`` and ``labels`` ``(*S)`` by ``factor``, then crop / pad back to ``S``."""
         shape = image.shape[1:]
-        scaled = tuple(max(1, int(round(n * factor))) for n in shape)
+        scaled = tuple(max(1, round(n * factor)) for n in shape)
         if scaled == shape:
             return image, labels
         out_img = _fit(resize_to(image, scaled), shape, mode="reflect")
