@@ -78,6 +78,21 @@ def test_fixed_function_model(tmp_path: Path) -> None:
     assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_fixed_function_model_3d() -> None:
+    torch.manual_seed(0)
+    net = UNet(1, 2, ndim=3, depth=1, base_features=2, padding="same").eval()
+    task = SemanticTask(2)
+    task.predictor = lambda model: Threshold()  # type: ignore[method-assign]
+    cfg = SimpleNamespace(model=SimpleNamespace(ndim=3, in_channels=1),
+                          data=SimpleNamespace(normalize=NormalizeConfig(mode="none")))
+    zz, yy, xx = np.mgrid[:12, :16, :16]
+    lab = ((zz - 6) ** 2 + (yy - 8) ** 2 + (xx - 8) ** 2 <= 25).astype(np.int64)
+    result = evaluate_scales(net, task, cfg, [lab[None].astype(np.float32)], [lab], [0.5, 1.0, 2.0])
+    rows = {r["factor"]: r for r in result["rows"]}
+    assert rows[1.0]["iou"] == 1.0 and rows[1.0]["consistency"] == 1.0
+    assert rows[2.0]["iou"] > 0.8 and rows[0.5]["consistency"] > 0.8
+
+
 def test_errors() -> None:
     net, task, cfg = _setup()
     images, labels = _disks()
