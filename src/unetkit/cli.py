@@ -105,9 +105,20 @@ def _parser() -> argparse.ArgumentParser:
                          "also HDBSCAN's smallest cluster; 0 keeps every object")
     sg.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    ev = sub.add_parser("evaluate", help="compare predictions with ground truth")
-    ev.add_argument("-p", "--pred", required=True, type=Path, help="prediction file or folder")
+    ev = sub.add_parser("evaluate", help="compare predictions with ground truth, or test a run on rescaled images",
+                        description="Score prediction files (-p, -g), or with --scales a trained semantic run "
+                                    "(-m, -i, -g) on its test images rescaled by each factor: mean IoU and scale "
+                                    "consistency per factor.")
+    ev.add_argument("-p", "--pred", type=Path, help="prediction file or folder (not with --scales)")
     ev.add_argument("-g", "--gt", required=True, type=Path, help="ground-truth file or folder (paired by file name)")
+    ev.add_argument("--scales", metavar="default|F1,F2,...",
+                    help="evaluate the run -m on the images -i rescaled by these zoom factors ('default': "
+                         "2^linspace(-2, 2, 17), 0.25..4); --metrics, --foreground and --num-classes do not apply")
+    ev.add_argument("-m", "--model", type=Path, metavar="RUN", help="with --scales: run folder written by train")
+    ev.add_argument("-i", "--input", type=Path, help="with --scales: image file or folder (paired with -g by name)")
+    ev.add_argument("--figure", type=Path, help="with --scales: plot IoU and consistency vs factor here (PNG)")
+    ev.add_argument("--checkpoint", choices=["best", "last"], default="best", help="with --scales (default best)")
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="with --scales")
     ev.add_argument("--metrics", default="iou,dice",
                     help="comma-separated: iou, dice (class ids); sbd, dic, abs_dic, seg_acc, mean_seg_acc, arand, "
                          "voi (instance labels as they are: --foreground and --num-classes do not apply)")
@@ -321,6 +332,15 @@ def _stem(path: Path) -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from unetkit.metrics.evaluate import evaluate_paths
 
+    if args.scales is not None:
+        return _evaluate_scales(args)
+    scale_only = [flag for flag, v in (("-m", args.model), ("-i", args.input), ("--figure", args.figure)) if v]
+    if scale_only:
+        raise InputError(f"{', '.join(scale_only)} only apply with --scales; add --scales default (or factors "
+                         "like 0.5,1,2) to evaluate a run on rescaled images")
+    if args.pred is None:
+        raise InputError("evaluate needs -p PRED and -g GT (prediction and ground-truth files or folders), or "
+                         "--scales with -m RUN -i IMAGES -g LABELS")
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.output is not None:
         _check_output_file(args.output, args.overwrite, args.pred, args.gt)
@@ -338,6 +358,72 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.output, json.dumps(result, indent=2))  # checked before the scores were computed
         print(f"wrote {args.output}")
+    return 0
+
+
+def _parse_factors(text: str) -> tuple[float, ...]:
+    """``--scales``: ``'default'`` or comma-separated factors like ``0.5,1,2``."""
+    from unetkit.data.rescale import DEFAULT_SCALE_FACTORS, check_factors
+
+    if text.strip().lower() == "default":
+        return DEFAULT_SCALE_FACTORS
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--scales {text!r} must be 'default' or comma-separated factors > 0 like 0.5,1,2") from None
+    return check_factors(values)
+
+
+def _evaluate_scales(args: argparse.Namespace) -> int:
+    """``evaluate --scales``: a trained run on rescaled test images, a table per factor."""
+    import numpy as np
+
+    from unetkit.data.io import pair_images_labels, read_labels
+    from unetkit.inference.files import open_source
+    from unetkit.metrics.scales import evaluate_scales, plot_scale_curves
+    from unetkit.runs import load_run, select_device
+
+    if args.pred is not None:
+        raise InputError("-p is not used with --scales (the run -m predicts the images -i); leave it out")
+    missing = [flag for flag, v in (("-m RUN", args.model), ("-i IMAGES", args.input)) if v is None]
+    if missing:
+        raise InputError(f"--scales needs {' and '.join(missing)} (a trained run and the test images, paired with "
+                         "the labels -g by file name)")
+    factors = _parse_factors(args.scales)
+    outputs = [(flag, p) for flag, p in (("-o", args.output), ("--figure", args.figure)) if p is not None]
+    if len(outputs) == 2 and args.output.resolve() == args.figure.resolve():
+        raise InputError(f"-o and --figure are the same file {args.output}; give two different files")
+    for flag, path in outputs:
+        try:
+            _check_output_file(path, args.overwrite, args.input, args.gt)
+        except InputError as exc:
+            raise InputError(str(exc).replace("-o ", f"{flag} ", 1)) from None
+    device = select_device(args.device, setting="--device")
+    cfg, model, task = load_run(args.model, args.checkpoint, map_location=device)
+    if args.input.is_dir() and not args.input.name.endswith(".zarr"):
+        files = pair_images_labels(args.input, args.gt)
+    else:
+        files = [(args.input, args.gt)]
+    images, labels = [], []
+    for image_path, label_path in files:
+        array, _ = open_source(image_path, None, ndim=cfg.model.ndim, channels=cfg.model.in_channels)
+        images.append(np.asarray(array))
+        labels.append(read_labels(label_path)[0])
+    result = evaluate_scales(model, task, cfg, images, labels, factors, names=[p.name for p, _ in files])
+    result["run"] = str(args.model)
+    keys = [k for k in result["rows"][0] if k != "factor"]
+    print(f"{len(images)} image(s), run {args.model}")
+    print("  ".join([f"{'factor':>8}", *[f"{k:>11}" for k in keys]]))
+    for row in result["rows"]:
+        print("  ".join([f"{row['factor']:8.4g}", *[f"{row[k]:11.4f}" for k in keys]]))
+    if args.output:
+        from unetkit.utils.atomic import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(result, indent=2))
+        print(f"wrote {args.output}")
+    if args.figure:
+        plot_scale_curves({args.model.name: result}, args.figure)
+        print(f"wrote {args.figure}")
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from unetkit.data.rescale import resize_to
 from unetkit.errors import InputError
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "IntensityJitter",
     "RandomFlip",
     "RandomRot90",
+    "ScaleJitter",
     "Transform",
     "build_augmentation",
 ]
@@ -339,6 +341,82 @@ class ElasticDeform(Transform):
         return out_img, out_lab
 
 
+class ScaleJitter(Transform):
+    """Random zoom of image and labels by a factor in ``[1 / r, r]``, then centre crop or pad back.
+
+    The factor is drawn **log-uniformly** (``exp(uniform(-log r, log r))``), so zooming in and out
+    by the same amount are equally likely. The image is rescaled like
+    :func:`unetkit.data.rescale.rescale_image` (bilinear / trilinear, antialiased when shrinking),
+    the labels by nearest neighbour (values always taken from the input), both to
+    ``max(1, round(n * factor))`` per spatial axis. The result is then centre-cropped (zoom in)
+    or centre-padded (zoom out) back to the input shape, so the patch shape never changes and
+    the transform composes with the others. Padding: the image is mirrored (``reflect``, so
+    intensity statistics stay natural and no artificial edge appears), the labels get
+    ``label_fill`` (default ``-1``, the trainer's ignore value :data:`unetkit.tasks.IGNORE`, so
+    padded pixels do not count in the loss; ``0`` is used for unsigned or bool labels, which
+    cannot hold ``-1``).
+
+    Args:
+        r: largest zoom factor (> 1); config: ``augment: {scale_jitter: r}`` or
+            ``{scale_jitter: {r: 1.5, p: 0.5}}``.
+        p: probability of applying the zoom.
+        label_fill: label value of padded pixels.
+    """
+
+    def __init__(self, r: float = 1.5, p: float = 1.0, label_fill: int = -1) -> None:
+        if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(float(r)) and float(r) > 1.0):
+            raise InputError(f"scale_jitter r={r!r} must be a finite number > 1 (factors are drawn in [1/r, r])")
+        if isinstance(label_fill, bool) or not isinstance(label_fill, (int, np.integer)):
+            raise InputError(f"scale_jitter label_fill={label_fill!r} must be an integer label value")
+        self.r = float(r)
+        self.p = _check_p(p)
+        self.label_fill = int(label_fill)
+
+    def draw(self, rng: np.random.Generator) -> float:
+        """One zoom factor, log-uniform in ``[1 / r, r]``."""
+        return float(np.exp(rng.uniform(-math.log(self.r), math.log(self.r))))
+
+    def apply(self, image: np.ndarray, labels: np.ndarray | None, ndim: int, rng: np.random.Generator) -> Pair:
+        return self.zoom(image, labels, self.draw(rng))
+
+    def zoom(self, image: np.ndarray, labels: np.ndarray | None, factor: float) -> Pair:
+        """Zoom ``image`` ``(C, *S)`` and ``labels`` ``(*S)`` by ``factor``, then crop / pad back to ``S``."""
+        shape = image.shape[1:]
+        scaled = tuple(max(1, round(n * factor)) for n in shape)
+        if scaled == shape:
+            return image, labels
+        out_img = _fit(resize_to(image, scaled), shape, mode="reflect")
+        if labels is None:
+            return out_img, None
+        fill = self.label_fill
+        if labels.dtype == bool or (np.issubdtype(labels.dtype, np.unsignedinteger) and fill < 0):
+            fill = 0
+        out_lab = _fit(resize_to(labels[None], scaled)[0][None], shape, mode="constant", fill=fill)[0]
+        return out_img, out_lab
+
+
+def _fit(data: np.ndarray, shape: tuple[int, ...], *, mode: str, fill: int = 0) -> np.ndarray:
+    """Centre-crop or centre-pad ``(C, *S)`` data to ``(C, *shape)`` (``mode``: np.pad mode)."""
+    crop = [slice(None)]
+    pad = [(0, 0)]
+    for n, m in zip(shape, data.shape[1:]):
+        if m >= n:
+            start = (m - n) // 2
+            crop.append(slice(start, start + n))
+            pad.append((0, 0))
+        else:
+            crop.append(slice(None))
+            pad.append(((n - m) // 2, n - m - (n - m) // 2))
+    out = data[tuple(crop)]
+    if any(p != (0, 0) for p in pad):
+        if mode == "constant":
+            out = np.pad(out, pad, mode="constant", constant_values=fill)
+        else:
+            out = np.pad(out, pad, mode=mode)  # type: ignore[call-overload]
+    return out
+
+
 # --------------------------------------------------------------------------- intensity
 
 
@@ -473,6 +551,7 @@ class Compose:
 
 # Application order is fixed (geometric first, noise last), whatever the dict order.
 _BUILDERS: dict[str, type[Transform]] = {
+    "scale_jitter": ScaleJitter,
     "flip": RandomFlip,
     "rot90": RandomRot90,
     "elastic": ElasticDeform,
@@ -481,6 +560,9 @@ _BUILDERS: dict[str, type[Transform]] = {
     "noise": GaussianNoise,
 }
 AUGMENTATION_KEYS: tuple[str, ...] = tuple(_BUILDERS)
+
+_SCALAR_OPTION = {"scale_jitter": "r"}
+"""Keys whose value may be a bare number, the given option: ``scale_jitter: 1.5`` means ``{r: 1.5}``."""
 
 
 def _tuples(value: Any) -> Any:
@@ -492,7 +574,8 @@ def _tuples(value: Any) -> Any:
 def build_augmentation(spec: Mapping[str, Any] | None, ndim: int) -> Compose:
     """Build a :class:`Compose` from a plain dict (e.g. a YAML config section).
 
-    Keys (all optional) and their transforms: ``flip`` (:class:`RandomFlip`), ``rot90``
+    Keys (all optional) and their transforms: ``scale_jitter`` (:class:`ScaleJitter`; a bare
+    number is its ``r``), ``flip`` (:class:`RandomFlip`), ``rot90``
     (:class:`RandomRot90`, in the YX plane by default), ``elastic`` (:class:`ElasticDeform`),
     ``intensity`` (:class:`IntensityJitter`), ``blur`` (:class:`GaussianBlur`), ``noise``
     (:class:`GaussianNoise`). A value ``True`` uses the defaults, ``False`` / ``None`` turns
@@ -533,8 +616,11 @@ def build_augmentation(spec: Mapping[str, Any] | None, ndim: int) -> Compose:
             kwargs: dict[str, Any] = {}
         elif isinstance(value, Mapping):
             kwargs = {str(k): _tuples(v) for k, v in value.items()}
+        elif key in _SCALAR_OPTION and isinstance(value, (int, float)):
+            kwargs = {_SCALAR_OPTION[key]: value}
         else:
-            raise InputError(f"augmentation {key!r}: value {value!r} must be true, false or a dict of options")
+            number = f", a number ({_SCALAR_OPTION[key]})" if key in _SCALAR_OPTION else ""
+            raise InputError(f"augmentation {key!r}: value {value!r} must be true, false{number} or a dict of options")
         params = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
         bad = sorted(set(kwargs) - set(params))
         if bad:

@@ -4,6 +4,8 @@ Semantic: :func:`iou` (Jaccard), :func:`dice` (F1), :class:`ConfusionMatrix`.
 Instance (label images, 0 = background): :func:`adapted_rand_error`, :func:`dic` (difference
 in object count), :func:`matching`, :func:`segmentation_accuracy`,
 :func:`mean_segmentation_accuracy`, :func:`symmetric_best_dice`, :func:`variation_of_information`.
+Unseen scales: :mod:`unetkit.metrics.scales` (``evaluate_scales``, ``scale_consistency``,
+``plot_scale_curves``), imported on its own since it runs models through tasks and inference.
 """
 
 from unetkit.metrics.instance import (
