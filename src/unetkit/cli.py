@@ -128,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
 
     rp = sub.add_parser("reproduce", help="run a paper's key experiment on the CPU and write a report")
-    rp.add_argument("experiment", choices=["shift", "spoco"],
-                    help="shift: shift equivariance and tile-and-stitch; spoco: sparse object supervision")
+    rp.add_argument("experiment", choices=["shift", "spoco", "scale"],
+                    help="shift: shift equivariance and tile-and-stitch; spoco: sparse object supervision; "
+                         "scale: SEU-Net against U-Net on unseen scales")
     rp.add_argument("--out", type=Path, default=None, help="report folder (default unetkit-reproduce/EXPERIMENT)")
     rp.add_argument("--budget", choices=["full", "smoke"], default="full",
                     help="full: the report's sizes (minutes); smoke: a seconds-long check of the pipeline")

@@ -324,3 +324,65 @@ def test_write_dataset_3d(tmp_path) -> None:
     img = tifffile.imread(image_dir / "img_000.tif")
     lab = tifffile.imread(label_dir / "img_000.tif")
     assert img.shape == lab.shape == (12, 24, 24) and lab.max() > 0
+
+
+# --------------------------------------------------------------------------- textured_objects
+
+
+def test_textured_objects_labels_ring_and_intensity() -> None:
+    from unetkit.data.synthetic import textured_objects
+
+    image, labels = textured_objects((96, 96), radius=8.0, seed=0)
+    assert image.shape == labels.shape == (96, 96)
+    assert image.dtype == np.float32 and labels.dtype == np.int32
+    assert set(np.unique(labels)) == {0, 1, 2}
+    # the ring surrounds the interior: every interior pixel's face neighbours are interior or ring
+    interior = labels == 2
+    grown = ndi.binary_dilation(interior)
+    assert not np.any(grown & (labels == 0))
+    # intensity alone does not separate the classes
+    means = [float(image[labels == k].mean()) for k in range(3)]
+    assert max(means) - min(means) < 0.05
+
+
+def test_textured_objects_one_size_and_ring_scales() -> None:
+    from unetkit.data.synthetic import textured_objects
+
+    for radius in (6.0, 12.0):
+        _, labels = textured_objects((160, 160), radius=radius, boundary=0.25, seed=3)
+        objects, n = ndi.label(labels > 0)
+        sizes = np.bincount(objects.ravel())[1:]
+        # objects that do not touch the border have the area of a disc of radius 0.9r..1.1r
+        border = set(np.unique(np.r_[objects[0], objects[-1], objects[:, 0], objects[:, -1]]))
+        inner = [s for i, s in enumerate(sizes, 1) if i not in border]
+        assert inner and min(inner) >= math.pi * (0.9 * radius - 1) ** 2
+        assert max(inner) <= math.pi * (1.1 * radius + 1) ** 2
+        ring_fraction = (labels == 1).sum() / (labels > 0).sum()
+        assert 0.3 < ring_fraction < 0.55  # 1 - 0.75^2 = 0.44 of a disc's area
+
+
+def test_textured_objects_seed_and_3d() -> None:
+    from unetkit.data.synthetic import textured_objects
+
+    a = textured_objects((48, 40), seed=5)
+    b = textured_objects((48, 40), seed=5)
+    c = textured_objects((48, 40), seed=6)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    image, labels = textured_objects((24, 24, 24), radius=5.0, seed=1)
+    assert image.shape == (24, 24, 24) and set(np.unique(labels)) <= {0, 1, 2} and (labels == 2).any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"radius": 1.0}, "radius"), ({"radius": -3}, "radius"), ({"density": 0.0}, "density"),
+    ({"density": 1.5}, "density"), ({"boundary": 1.0}, "boundary"), ({"boundary": 0}, "boundary"),
+    ({"noise": -1.0}, "noise"), ({"seed": "x"}, "seed"),
+])
+def test_textured_objects_errors(kwargs, match) -> None:
+    from unetkit.data.synthetic import textured_objects
+    from unetkit.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        textured_objects((32, 32), **kwargs)
+    with pytest.raises(InputError, match="shape"):
+        textured_objects((32,))

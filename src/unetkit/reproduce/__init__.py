@@ -15,7 +15,8 @@ from typing import Any
 
 from unetkit.errors import InputError
 
-EXPERIMENTS = {"shift": "unetkit.reproduce.shift", "spoco": "unetkit.reproduce.spoco"}
+EXPERIMENTS = {"shift": "unetkit.reproduce.shift", "spoco": "unetkit.reproduce.spoco",
+               "scale": "unetkit.reproduce.scale"}
 
 
 def get_experiment(name: str) -> Callable[..., dict[str, Any]]:
