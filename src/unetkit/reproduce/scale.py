@@ -43,7 +43,8 @@ from unetkit.data.datasets import make_sample
 from unetkit.data.rescale import DEFAULT_SCALE_FACTORS
 from unetkit.data.synthetic import textured_objects
 from unetkit.metrics.scales import evaluate_scales, plot_scale_curves
-from unetkit.training import Trainer, validate_config
+from unetkit.reproduce.training import train_in_memory
+from unetkit.training import Trainer
 
 OUTPUTS = ("report.md", "results.json", "scale_curves.png", "runs")
 """What :func:`run` writes into its folder (``unetkit reproduce`` refuses to replace them without --overwrite)."""
@@ -105,21 +106,10 @@ def train(out: Path, name: str, pairs: list[tuple[np.ndarray, np.ndarray]], b: B
     augment: dict[str, Any] = {"flip": True, "rot90": True}
     if name == "unet_jitter":
         augment["scale_jitter"] = JITTER_R
-    cfg = validate_config({
-        "out": str(out / name), "seed": 0,
-        "task": {"name": "semantic"},
-        "model": model_config(name, b),
-        "data": {"patch_shape": [b.patch] * 2, "batch_size": b.batch_size, "augment": augment,
-                 "normalize": {"mode": "none"}},
-        "optimizer": {"name": "adam", "lr": LR}, "scheduler": {"name": "cosine", "min_lr": 0.0},
-        "training": {"iterations": b.iterations, "val_every": b.iterations, "checkpoint_every": b.iterations,
-                     "device": "cpu", "threads": 2},
-    })
     samples = [make_sample(img, lab.astype(np.int64), ndim=2) for img, lab in pairs]
-    trainer = Trainer(cfg, train_samples=samples, val_samples=[], progress=progress)
-    trainer.fit()
-    trainer.model.eval()
-    return trainer
+    data = {"patch_shape": [b.patch] * 2, "batch_size": b.batch_size, "augment": augment, "normalize": {"mode": "none"}}
+    return train_in_memory(out, name, samples, task={"name": "semantic"}, model=model_config(name, b), data=data,
+                           iterations=b.iterations, lr=LR, progress=progress)
 
 
 # ----------------------------------------------------------------------------- claims

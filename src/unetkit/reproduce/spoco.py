@@ -43,7 +43,8 @@ import torch
 from unetkit.data.datasets import Sample, make_sample
 from unetkit.data.synthetic import blobs
 from unetkit.inference import predict
-from unetkit.training import Trainer, validate_config
+from unetkit.reproduce.training import train_in_memory
+from unetkit.training import Trainer
 
 OUTPUTS = ("report.md", "results.json", "embeddings_pca.png", "segmentations.png", "runs")
 """What :func:`run` writes into its folder (``unetkit reproduce`` refuses to replace them without --overwrite)."""
@@ -131,21 +132,12 @@ def train(out: Path, name: str, task: dict[str, Any], train_set: list[Sample], b
           iterations: int | None = None, progress: bool = False) -> Trainer:
     patch = [b.patch] * 2 if ndim == 2 else [b.patch_3d] * 3
     iterations = iterations or b.iterations
-    cfg = validate_config({
-        "out": str(out / name), "seed": 0,
-        "task": task,
-        "model": {"ndim": ndim, "depth": b.depth, "base_features": b.base_features, "norm": "batch",
-                  "out_channels": b.embedding_dim, "padding": "same"},
-        "data": {"patch_shape": patch, "batch_size": b.batch_size, "augment": {"flip": True, "rot90": True},
-                 "normalize": {"mode": "none"}},
-        "optimizer": {"name": "adam", "lr": LR}, "scheduler": {"name": "cosine", "min_lr": 0.0},
-        "training": {"iterations": iterations, "val_every": iterations, "checkpoint_every": iterations,
-                     "device": "cpu", "threads": 2},
-    })
-    trainer = Trainer(cfg, train_samples=train_set, val_samples=[], progress=progress)
-    trainer.fit()
-    trainer.model.eval()
-    return trainer
+    model = {"ndim": ndim, "depth": b.depth, "base_features": b.base_features, "norm": "batch",
+             "out_channels": b.embedding_dim, "padding": "same"}
+    data = {"patch_shape": patch, "batch_size": b.batch_size, "augment": {"flip": True, "rot90": True},
+            "normalize": {"mode": "none"}}
+    return train_in_memory(out, name, train_set, task=task, model=model, data=data, iterations=iterations, lr=LR,
+                           progress=progress)
 
 
 def spoco_task(fraction: float = 1.0, labels: str = "dense", **weights: float) -> dict[str, Any]:

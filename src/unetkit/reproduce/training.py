@@ -1,0 +1,32 @@
+"""Training one net of an experiment: the run config every ``reproduce`` experiment shares
+(Adam with cosine decay to 0, one checkpoint at the end, no validation set, CPU) around the
+experiment's own task, model and data sections, and the one Trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from unetkit.data.datasets import Sample
+from unetkit.training import Trainer, validate_config
+
+
+def train_in_memory(out: Path, name: str, samples: Sequence[Sample], *, task: dict[str, Any],
+                    model: dict[str, Any], data: dict[str, Any], iterations: int, lr: float, threads: int = 2,
+                    seed: int = 0, progress: bool = False) -> Trainer:
+    """Train on in-memory ``samples`` into ``out/name``; returns the trainer, its model in eval mode.
+
+    ``task``, ``model`` and ``data`` are the config sections (``data`` without folders: patch
+    shape, batch size, augmentation, normalisation).
+    """
+    cfg = validate_config({
+        "out": str(out / name), "seed": seed, "task": task, "model": model, "data": data,
+        "optimizer": {"name": "adam", "lr": lr}, "scheduler": {"name": "cosine", "min_lr": 0.0},
+        "training": {"iterations": iterations, "val_every": iterations, "checkpoint_every": iterations,
+                     "device": "cpu", "threads": threads},
+    })
+    trainer = Trainer(cfg, train_samples=list(samples), val_samples=[], progress=progress)
+    trainer.fit()
+    trainer.model.eval()
+    return trainer
