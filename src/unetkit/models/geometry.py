@@ -236,3 +236,39 @@ class UNetGeometry:
             f"factor={self.factor}; {rule}). Nearest valid {of} shapes: {listed}"
         )
 
+
+
+class GeometrySizes:
+    """The size members of the :class:`~unetkit.models.protocol.Tileable` protocol, read from a
+    model's ``geometry`` (a :class:`UNetGeometry`); mixed into every model built on one."""
+
+    geometry: UNetGeometry
+
+    @property
+    def shift_period(self) -> tuple[int, ...]:
+        """f^l per axis: shifts of this period shift the output by the same amount."""
+        return self.geometry.shift_period
+
+    def output_shape(self, spatial_shape: Sequence[int]) -> tuple[int, ...]:
+        """Output spatial shape for an input spatial shape; ``ShapeError`` naming the nearest valid ones."""
+        return self.geometry.output_shape(spatial_shape)
+
+    def input_shape_for(self, output_shape: Sequence[int]) -> tuple[int, ...]:
+        """Input spatial shape that produces ``output_shape``."""
+        return self.geometry.input_shape_for(output_shape)
+
+    def valid_input_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
+        """Valid input shapes nearest to ``near``, closest first."""
+        return self.geometry.valid_input_shapes(near)
+
+    def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
+        """Achievable output shapes nearest to ``near``, closest first."""
+        return self.geometry.valid_output_shapes(near)
+
+    def is_valid_input(self, spatial_shape: Sequence[int]) -> bool:
+        """True if the network accepts an input of this spatial shape."""
+        return self.geometry.is_valid_input(spatial_shape)
+
+    def min_input_shape(self) -> tuple[int, ...]:
+        """Smallest valid input spatial shape."""
+        return self.geometry.min_input_shape()

@@ -47,7 +47,7 @@ from unetkit.layers.scale import (
     subsampling_reach,
 )
 from unetkit.layers.scale_layout import check_image
-from unetkit.models.geometry import UNetGeometry
+from unetkit.models.geometry import GeometrySizes, UNetGeometry
 from unetkit.models.protocol import CONV_WORKSPACE_FACTOR
 from unetkit.models.registry import ModelConfig
 
@@ -104,8 +104,10 @@ class SResNetConfig(ScaleNetConfig):
     )
 
 
-class _ScaleNet(nn.Module):
-    """Size arithmetic and the Tileable members shared by :class:`SEUNet` and :class:`SResNet`.
+class _ScaleNet(GeometrySizes, nn.Module):
+    """Size arithmetic and the Tileable members shared by :class:`SEUNet` and :class:`SResNet`
+    (the size members from :class:`~unetkit.models.geometry.GeometrySizes`: inputs are multiples
+    of 2^depth, output shape = input shape, shift period 2^depth).
 
     Subclasses set ``geometry`` (a same-padding :class:`UNetGeometry`), ``ndim``, ``in_channels``,
     ``out_channels``, ``scales`` and implement :meth:`_halo_terms` and :meth:`_level_channels`.
@@ -137,11 +139,6 @@ class _ScaleNet(nn.Module):
         return (h,) * self.ndim
 
     @property
-    def shift_period(self) -> tuple[int, ...]:
-        """2^depth per axis (one factor 2 per subsampling)."""
-        return self.geometry.shift_period
-
-    @property
     def tiling_exact(self) -> bool:
         """Never: see :attr:`tiling_inexact_reason`."""
         return False
@@ -150,30 +147,6 @@ class _ScaleNet(nn.Module):
     def tiling_inexact_reason(self) -> str:
         """Why stitched tiles differ from the whole-image prediction."""
         return TILING_INEXACT_REASON
-
-    def output_shape(self, spatial_shape: Sequence[int]) -> tuple[int, ...]:
-        """The input shape itself when valid (multiples of 2^depth); ``ShapeError`` naming the nearest otherwise."""
-        return self.geometry.output_shape(spatial_shape)
-
-    def input_shape_for(self, output_shape: Sequence[int]) -> tuple[int, ...]:
-        """Input spatial shape that produces ``output_shape`` (the same shape)."""
-        return self.geometry.input_shape_for(output_shape)
-
-    def valid_input_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
-        """Valid input shapes nearest to ``near``, closest first."""
-        return self.geometry.valid_input_shapes(near)
-
-    def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
-        """Achievable output shapes nearest to ``near``, closest first."""
-        return self.geometry.valid_output_shapes(near)
-
-    def is_valid_input(self, spatial_shape: Sequence[int]) -> bool:
-        """True if every axis is a positive multiple of 2^depth."""
-        return self.geometry.is_valid_input(spatial_shape)
-
-    def min_input_shape(self) -> tuple[int, ...]:
-        """2^depth per axis."""
-        return self.geometry.min_input_shape()
 
     def activation_bytes(self, input_shape: Sequence[int], batch_size: int = 1) -> int:
         """Upper estimate of the activation memory (bytes, float32) of one inference batch: the input,

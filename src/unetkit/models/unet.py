@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from unetkit.errors import ShapeError
 from unetkit.layers import ConvBlock, Downsample, Upsample, center_crop_to, conv_nd
 from unetkit.layers.blocks import NORMS, Norm
-from unetkit.models.geometry import UNetGeometry, as_tuple
+from unetkit.models.geometry import GeometrySizes, UNetGeometry, as_tuple
 from unetkit.models.protocol import CONV_WORKSPACE_FACTOR
 from unetkit.models.registry import ModelConfig
 
@@ -48,7 +48,7 @@ class UNetConfig(ModelConfig):
         return out
 
 
-class UNet(nn.Module):
+class UNet(GeometrySizes, nn.Module):
     """U-Net (Ronneberger et al. 2015) with exact size arithmetic.
 
     Encoder level i (i = 0..depth-1) applies a conv block with ``base_features * growth**i``
@@ -149,35 +149,6 @@ class UNet(nn.Module):
     def halo(self) -> tuple[int, ...]:
         """Context per side, ``(input - output) / 2`` per axis (see :class:`UNetGeometry`)."""
         return self.geometry.halo
-
-    @property
-    def shift_period(self) -> tuple[int, ...]:
-        """f^l per axis."""
-        return self.geometry.shift_period
-
-    def output_shape(self, spatial_shape: Sequence[int]) -> tuple[int, ...]:
-        """Output spatial shape for an input spatial shape; ``ShapeError`` (a ``ValueError``) if invalid."""
-        return self.geometry.output_shape(spatial_shape)
-
-    def input_shape_for(self, output_shape: Sequence[int]) -> tuple[int, ...]:
-        """Input spatial shape that produces ``output_shape``."""
-        return self.geometry.input_shape_for(output_shape)
-
-    def valid_input_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
-        """Valid input shapes nearest to ``near``, closest first."""
-        return self.geometry.valid_input_shapes(near)
-
-    def valid_output_shapes(self, near: Sequence[int]) -> list[tuple[int, ...]]:
-        """Achievable output shapes nearest to ``near``, closest first."""
-        return self.geometry.valid_output_shapes(near)
-
-    def is_valid_input(self, spatial_shape: Sequence[int]) -> bool:
-        """True if the network accepts an input of this spatial shape."""
-        return self.geometry.is_valid_input(spatial_shape)
-
-    def min_input_shape(self) -> tuple[int, ...]:
-        """Smallest valid input spatial shape."""
-        return self.geometry.min_input_shape()
 
     # ------------------------------------------------------------------ tiling (Tileable protocol)
     @property
