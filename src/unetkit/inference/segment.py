@@ -82,10 +82,15 @@ DEFAULT_MIN_SIZE = 50
 """Size filter (pixels) for runs whose task has no ``min_size`` (e.g. ``embedding``)."""
 
 
+def task_setting(cfg: Any, key: str, default: float) -> float:
+    """``cfg.task.<key>`` of a run, or ``default`` where the run's task has no such key (or it is unset)."""
+    value = getattr(getattr(cfg, "task", None), key, None)
+    return float(default if value is None else value)
+
+
 def run_min_size(cfg: Any) -> int:
     """The size filter of a run: its ``task.min_size`` if it has one, else :data:`DEFAULT_MIN_SIZE`."""
-    value = getattr(getattr(cfg, "task", None), "min_size", None)
-    return DEFAULT_MIN_SIZE if value is None else int(value)
+    return int(task_setting(cfg, "min_size", DEFAULT_MIN_SIZE))
 
 
 def background_radius(method: str, cfg: Any) -> float:
@@ -94,7 +99,7 @@ def background_radius(method: str, cfg: Any) -> float:
     live in embedding space."""
     if method != "mws":
         return 0.0
-    return float(getattr(getattr(cfg, "task", None), "delta_v", None) or DEFAULT_DELTA_V)
+    return task_setting(cfg, "delta_v", DEFAULT_DELTA_V)
 
 
 def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int, min_size: int = 0) -> Any:
@@ -104,9 +109,8 @@ def cluster_function(method: str, task: Any, cfg: Any, embedding_dim: int, min_s
     methods (false for the blocks of blockwise clustering, which filter the merged labels)."""
     from unetkit import clustering as cl
 
-    tcfg = getattr(cfg, "task", None)
-    delta_v = float(getattr(tcfg, "delta_v", None) or DEFAULT_DELTA_V)
-    delta_d = float(getattr(tcfg, "delta_d", None) or DEFAULT_DELTA_D)
+    delta_v = task_setting(cfg, "delta_v", DEFAULT_DELTA_V)
+    delta_d = task_setting(cfg, "delta_d", DEFAULT_DELTA_D)
 
     def size(filter_: bool) -> int:
         return int(min_size) if filter_ else 0
