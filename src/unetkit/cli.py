@@ -127,6 +127,30 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--output", type=Path, help="write the results as JSON here (a new file)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
 
+    sp = sub.add_parser("sample", help="draw segmentations of an image from a probabilistic run (hpunet, probunet)",
+                        description="Draw N segmentations of one image from a trained hpunet or probunet run and "
+                                    "write them with their per-pixel mean, standard deviation and entropy into "
+                                    "the folder -o.")
+    sp.add_argument("-m", "--model", type=Path, required=True, metavar="RUN", help="run folder written by train")
+    sp.add_argument("-i", "--input", required=True, help="image file (file.h5:key for HDF5/Zarr)")
+    sp.add_argument("-n", "--samples", type=int, default=16, metavar="N", help="number of samples (default 16)")
+    sp.add_argument("-o", "--output", type=Path, required=True,
+                    help="output folder: samples.tif, mean.tif, std.tif, entropy.tif, samples.png")
+    sp.add_argument("--mean-scales", default="", metavar="K[,K...]|all",
+                    help="latent scales fixed to their prior mean instead of sampled (0 = most global); e.g. "
+                         "1,2,3 samples the most global scale only. Default: none (all sampled)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the latent noise (default 0)")
+    sp.add_argument("--axes", help="axes of the input file, e.g. YX, CYX, ZYX (default: inferred)")
+    sp.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    sp.add_argument("--tile-shape", type=_shape, metavar="N[,N...]",
+                    help="network input tile (default: the whole image if N samples fit --memory-budget); with "
+                         "several tiles each tile draws its own latents, so samples are not coherent across tiles")
+    sp.add_argument("--memory-budget", type=float, default=1024, metavar="MiB",
+                    help="activation memory for the N samples of one tile (default 1024 MiB)")
+    sp.add_argument("--no-figure", action="store_true", help="do not draw samples.png")
+    sp.add_argument("--overwrite", action="store_true", help="replace the files of an earlier sample in -o")
+
     rp = sub.add_parser("reproduce", help="run a paper's key experiment on the CPU and write a report")
     rp.add_argument("experiment", choices=["shift", "spoco", "scale"],
                     help="shift: shift equivariance and tile-and-stitch; spoco: sparse object supervision; "
@@ -466,6 +490,42 @@ def _shape(text: str) -> tuple[int, ...]:
     return values
 
 
+def _mean_scales(text: str, latent_scales: int) -> tuple[int, ...]:
+    """``--mean-scales``: ``''`` -> (), ``'all'`` -> every scale, ``'1,2'`` -> (1, 2) (checked by the sampler)."""
+    text = text.strip()
+    if text == "all":
+        return tuple(range(latent_scales))
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--mean-scales {text!r} is not a list of scale indices like 1,2 (or 'all'); the model has "
+                         f"{latent_scales} latent scale(s), 0 (most global) to {latent_scales - 1}") from None
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from unetkit.data.io import parse_location
+    from unetkit.inference.sampling import check_probabilistic, sample_file
+    from unetkit.runs import load_run, select_device
+
+    if args.samples < 1:
+        raise InputError(f"-n must be >= 1 sample, got {args.samples}")
+    if not (math.isfinite(args.memory_budget) and args.memory_budget > 0):
+        raise InputError(f"--memory-budget must be a finite number of MiB > 0; got {args.memory_budget}")
+    if not parse_location(args.input)[0].exists():
+        raise MissingFileError(f"input {args.input} does not exist")
+    device = select_device(args.device, setting="--device")
+    cfg, model, _ = load_run(args.model, args.checkpoint, map_location=device)
+    model.to(device)
+    check_probabilistic(model)
+    summary = sample_file(model, cfg, args.input, args.output, args.samples,
+                          mean_scales=_mean_scales(args.mean_scales, model.latent_scales), seed=args.seed,
+                          axes=args.axes, overwrite=args.overwrite, tile_shape=args.tile_shape,
+                          memory_budget=int(args.memory_budget * 2**20), figure=not args.no_figure, progress=True)
+    tiles = "one tile" if summary.n_tiles == 1 else f"{summary.n_tiles} tiles (latents drawn per tile)"
+    print(f"wrote {args.samples} samples, their mean, standard deviation and entropy to {args.output} ({tiles})")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from unetkit.demo import run_demo
 
@@ -477,7 +537,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "segment": _cmd_segment, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
-            "reproduce": _cmd_reproduce}
+            "reproduce": _cmd_reproduce, "sample": _cmd_sample}
 
 
 class Terminated(KeyboardInterrupt):
