@@ -185,7 +185,8 @@ def hamming_clustering(
             "background in every sample" and every code within ``alpha`` of it is background
             (0 in the output). ``None``: no background prototype, every pixel is in an instance.
         erosion: width of the square / cube structuring element (>= 1; 1 removes nothing):
-            instances that vanish under this erosion are removed (paper: 5).
+            instances that vanish under this erosion are removed (paper: 5). The image border
+            does not erode (replicated border), so objects cut by it are judged by their width.
         majority: width of the box whose majority label replaces a removed pixel (>= 1; paper: 11).
         connected: each face-connected component of a code cluster is its own instance (the
             same colour code can appear on far-apart objects); ``False`` keeps clusters whole.
