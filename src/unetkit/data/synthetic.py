@@ -18,6 +18,9 @@ the same seed reproduces the same arrays exactly.
   (the data of ``unetkit reproduce scale``).
 * :func:`make_dataset` / :func:`write_dataset`: many independent samples, in memory or as
   TIFF files.
+* :func:`ambiguous_objects`, :func:`sample_truth`, :func:`instance_colouring`: several graders
+  per image (segmentation distributions, HPU-Net); defined in :mod:`unetkit.data.ambiguous`
+  and re-exported here (lazily, so that either module can be imported first).
 """
 
 from __future__ import annotations
@@ -636,3 +639,15 @@ def write_dataset(
         tifffile.imwrite(image_dir / name, image)
         tifffile.imwrite(label_dir / name, out_labels)
     return image_dir, label_dir
+
+
+_AMBIGUOUS = ("AmbiguousObjects", "InstanceColouring", "ambiguous_objects", "instance_colouring", "sample_truth")
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of :mod:`unetkit.data.ambiguous` (which imports this module's helpers)."""
+    if name in _AMBIGUOUS:
+        from unetkit.data import ambiguous
+
+        return getattr(ambiguous, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
