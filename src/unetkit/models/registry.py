@@ -135,5 +135,11 @@ def _register_builtin() -> None:
     register_model("seunet", config=SEUNetConfig)(SEUNet)
     register_model("sresnet", config=SResNetConfig)(SResNet)
 
+    from unetkit.models.hpunet import HPUNet, HPUNetConfig
+    from unetkit.models.probunet import ProbUNet, ProbUNetConfig
+
+    register_model("hpunet", config=HPUNetConfig)(HPUNet)
+    register_model("probunet", config=ProbUNetConfig)(ProbUNet)
+
 
 _register_builtin()
