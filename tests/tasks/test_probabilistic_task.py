@@ -91,7 +91,7 @@ def test_interrupted_and_resumed_run_is_bitwise_the_uninterrupted_one(fake_model
     first = Trainer(validate_config(_cfg(tmp_path / "cut", geco_update=rule)), **_data(samples))
     real = first.task.training_step
 
-    def dying(model, batch):  # noqa: ANN001, ANN202
+    def dying(model, batch):
         if first.step == 2:
             raise Killed
         return real(model, batch)

@@ -18,7 +18,7 @@ from unetkit.tasks.registry import (
 from unetkit.tasks.semantic import SemanticTask, SemanticTaskConfig  # registers "semantic"
 from unetkit.tasks.embedding import EmbeddingTask, EmbeddingTaskConfig  # registers "embedding"  # noqa: I001
 from unetkit.tasks.spoco import SpocoTask, SpocoTaskConfig  # registers "spoco"  # noqa: I001
-from unetkit.tasks.probabilistic import ProbabilisticTask, ProbabilisticTaskConfig  # registers "probabilistic"  # noqa: I001
+from unetkit.tasks.probabilistic import ProbabilisticTask, ProbabilisticTaskConfig  # registers "probabilistic"
 
 __all__ = [
     "IGNORE",
