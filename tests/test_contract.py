@@ -106,7 +106,9 @@ def _task_config(name: str, i: int, out: Path, iterations: int) -> dict:
     examples = TASKS[name].config.examples
     assert examples, f"task {name!r} has no config examples for the contract test (TaskConfig.examples)"
     section = dict(examples[i])
-    model = {"depth": 1, "base_features": 4, "norm": "batch", **section.pop("model", {})}
+    override = section.pop("model", {})
+    # a model section that names its model replaces the U-Net defaults; otherwise it overrides them
+    model = dict(override) if "name" in override else {"depth": 1, "base_features": 4, "norm": "batch", **override}
     return {"out": str(out), "seed": 11, "task": {"name": name, **section}, "model": model,
             "data": {"patch_shape": [36, 36], "batch_size": 2},
             "training": {"iterations": iterations, "val_every": 2, "checkpoint_every": 2, "device": "cpu"}}

@@ -18,6 +18,7 @@ from unetkit.tasks.registry import (
 from unetkit.tasks.semantic import SemanticTask, SemanticTaskConfig  # registers "semantic"
 from unetkit.tasks.embedding import EmbeddingTask, EmbeddingTaskConfig  # registers "embedding"  # noqa: I001
 from unetkit.tasks.spoco import SpocoTask, SpocoTaskConfig  # registers "spoco"  # noqa: I001
+from unetkit.tasks.probabilistic import ProbabilisticTask, ProbabilisticTaskConfig  # registers "probabilistic"
 
 __all__ = [
     "IGNORE",
@@ -27,6 +28,8 @@ __all__ = [
     "EmbeddingTaskConfig",
     "MetricAccumulator",
     "MomentumNetwork",
+    "ProbabilisticTask",
+    "ProbabilisticTaskConfig",
     "SemanticTask",
     "SemanticTaskConfig",
     "SpocoTask",

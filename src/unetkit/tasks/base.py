@@ -60,7 +60,8 @@ class TaskConfig(Strict):
     """Small task sections (keys besides ``name``) for the contract test in
     ``tests/test_contract.py``, which trains every registered task a few steps on synthetic
     instance labels (``blobs``), interrupts it, resumes it and requires the result to be bitwise
-    that of an uninterrupted run. ``"model"`` in an example overrides model keys."""
+    that of an uninterrupted run. ``"model"`` in an example overrides model keys of the test's
+    small U-Net; a ``"model"`` section with a ``"name"`` replaces them (another model)."""
 
     def background_mask_problem(self) -> str | None:
         """Why this task section cannot use an annotated background mask (``data.train.background``),
