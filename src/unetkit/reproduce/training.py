@@ -14,16 +14,17 @@ from unetkit.training import Trainer, validate_config
 
 def train_in_memory(out: Path, name: str, samples: Sequence[Sample], *, task: dict[str, Any],
                     model: dict[str, Any], data: dict[str, Any], iterations: int, lr: float, threads: int = 2,
-                    seed: int = 0, progress: bool = False) -> Trainer:
+                    seed: int = 0, progress: bool = False, log_every: int | None = None) -> Trainer:
     """Train on in-memory ``samples`` into ``out/name``; returns the trainer, its model in eval mode.
 
     ``task``, ``model`` and ``data`` are the config sections (``data`` without folders: patch
-    shape, batch size, augmentation, normalisation).
+    shape, batch size, augmentation, normalisation). ``log_every``: iterations between lines of
+    ``metrics.jsonl`` (the task's loss terms of that step; default: one line at the end).
     """
     cfg = validate_config({
         "out": str(out / name), "seed": seed, "task": task, "model": model, "data": data,
         "optimizer": {"name": "adam", "lr": lr}, "scheduler": {"name": "cosine", "min_lr": 0.0},
-        "training": {"iterations": iterations, "val_every": iterations, "checkpoint_every": iterations,
+        "training": {"iterations": iterations, "val_every": min(log_every or iterations, iterations), "checkpoint_every": iterations,
                      "device": "cpu", "threads": threads},
     })
     trainer = Trainer(cfg, train_samples=list(samples), val_samples=[], progress=progress)
