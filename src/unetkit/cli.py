@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "the folder -o.")
     sp.add_argument("-m", "--model", type=Path, required=True, metavar="RUN", help="run folder written by train")
     sp.add_argument("-i", "--input", required=True, help="image file (file.h5:key for HDF5/Zarr)")
-    sp.add_argument("-n", "--samples", type=int, default=16, metavar="N", help="number of samples (default 16)")
+    sp.add_argument("-n", "--samples", type=int, default=None, metavar="N",
+                    help="number of samples (default: the run's task.samples, 16)")
     sp.add_argument("-o", "--output", type=Path, required=True,
                     help="output folder: samples.tif, mean.tif, std.tif, entropy.tif, samples.png")
     sp.add_argument("--mean-scales", default="", metavar="K[,K...]|all",
@@ -507,7 +508,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from unetkit.inference.sampling import check_probabilistic, sample_file
     from unetkit.runs import load_run, select_device
 
-    if args.samples < 1:
+    if args.samples is not None and args.samples < 1:
         raise InputError(f"-n must be >= 1 sample, got {args.samples}")
     if not (math.isfinite(args.memory_budget) and args.memory_budget > 0):
         raise InputError(f"--memory-budget must be a finite number of MiB > 0; got {args.memory_budget}")
@@ -517,12 +518,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     cfg, model, _ = load_run(args.model, args.checkpoint, map_location=device)
     model.to(device)
     check_probabilistic(model)
-    summary = sample_file(model, cfg, args.input, args.output, args.samples,
+    n = args.samples if args.samples is not None else int(getattr(cfg.task, "samples", 16))
+    summary = sample_file(model, cfg, args.input, args.output, n,
                           mean_scales=_mean_scales(args.mean_scales, model.latent_scales), seed=args.seed,
                           axes=args.axes, overwrite=args.overwrite, tile_shape=args.tile_shape,
                           memory_budget=int(args.memory_budget * 2**20), figure=not args.no_figure, progress=True)
     tiles = "one tile" if summary.n_tiles == 1 else f"{summary.n_tiles} tiles (latents drawn per tile)"
-    print(f"wrote {args.samples} samples, their mean, standard deviation and entropy to {args.output} ({tiles})")
+    print(f"wrote {n} samples, their mean, standard deviation and entropy to {args.output} ({tiles})")
     return 0
 
 

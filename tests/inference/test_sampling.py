@@ -59,11 +59,11 @@ def test_same_seed_same_samples_and_seeds_differ(hpu: torch.nn.Module, image: np
 
 
 def test_several_tiles_warn_and_cover_the_image(hpu: torch.nn.Module) -> None:
-    big = np.random.default_rng(1).standard_normal((64, 72)).astype(np.float32)
+    big = np.random.default_rng(1).standard_normal((120, 124)).astype(np.float32)  # halo 36: tiles of 80
     with pytest.warns(InexactTilingWarning, match="latent"):
-        out = sample_image(hpu, big, 3, tile_shape=(40, 40))
+        out = sample_image(hpu, big, 3, tile_shape=(80, 80))
     assert out.n_tiles > 1
-    assert out.samples.shape == (3, 64, 72)
+    assert out.samples.shape == (3, 120, 124)
     np.testing.assert_allclose(out.mean.sum(0), 1.0, atol=1e-5)  # every pixel written by some tile
 
 

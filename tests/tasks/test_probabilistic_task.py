@@ -141,5 +141,3 @@ def test_labels_postprocess_and_predictor(fake_model: str, tmp_path: Path) -> No
     model = FakeProbNet(1, 2, depth=1, base_features=4, norm=None)
     task.setup(model)
     assert task.predictor(model) is model  # prior-mean point prediction
-    x = torch.randn(1, 1, 28, 28)
-    assert task.sampler(model)(x).shape == (1, 16, 2, 12, 12)

@@ -20,7 +20,8 @@ objective follows the method notes, section 4:
 * ``state_dict``: the GECO state (lambda or ``w``, the moving average), restored bitwise.
 * ``predictor``: ``model`` itself, i.e. ``model.forward``: every latent at its prior mean, a
   deterministic point prediction (tileable like any model), used by validation and
-  ``unetkit predict``. Sampling (``samples`` per image) is :meth:`ProbabilisticTask.sampler`.
+  ``unetkit predict``. Sampling (``samples`` per image, the default of ``unetkit sample -n``) is
+  :mod:`unetkit.inference.sampling`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ProbabilisticTask(SemanticTask):
         beta: KL weight of the ELBO.
         kappa, geco_update, geco_decay, geco_rate, lambda_init: GECO (:class:`~unetkit.losses.GECO`).
         topk: fraction of labelled pixels in the reconstruction loss, or None for all.
-        samples: samples per image drawn by :meth:`sampler`.
+        samples: samples per image drawn by ``unetkit sample`` when ``-n`` is not given.
     """
 
     name = "probabilistic"
@@ -178,11 +179,6 @@ class ProbabilisticTask(SemanticTask):
     def predictor(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
         """``model`` (its ``forward``): logits ``(N, C, *S)`` with every latent at its prior mean."""
         return model
-
-    def sampler(self, model: nn.Module, mean_scales: Iterable[int] = ()) -> Callable[[Tensor], Tensor]:
-        """``x (N, C_in, *I)`` -> ``(N, samples, C, *S)`` logits of ``samples`` prior samples per image."""
-        fixed = tuple(mean_scales)
-        return lambda x: model.sample(x, self.samples, mean_scales=fixed)  # type: ignore[operator]
 
 
 __all__ = ["PROBABILISTIC_MODELS", "ProbabilisticTask", "ProbabilisticTaskConfig"]
