@@ -153,9 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true", help="replace the files of an earlier sample in -o")
 
     rp = sub.add_parser("reproduce", help="run a paper's key experiment on the CPU and write a report")
-    rp.add_argument("experiment", choices=["shift", "spoco", "scale"],
+    rp.add_argument("experiment", choices=["shift", "spoco", "scale", "hpunet"],
                     help="shift: shift equivariance and tile-and-stitch; spoco: sparse object supervision; "
-                         "scale: SEU-Net against U-Net on unseen scales")
+                         "scale: SEU-Net against U-Net on unseen scales; hpunet: HPU-Net against the "
+                         "probabilistic U-Net on ambiguous synthetic images")
     rp.add_argument("--out", type=Path, default=None, help="report folder (default unetkit-reproduce/EXPERIMENT)")
     rp.add_argument("--budget", choices=["full", "smoke"], default="full",
                     help="full: the report's sizes (minutes); smoke: a seconds-long check of the pipeline")

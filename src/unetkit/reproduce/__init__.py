@@ -16,7 +16,7 @@ from typing import Any
 from unetkit.errors import InputError
 
 EXPERIMENTS = {"shift": "unetkit.reproduce.shift", "spoco": "unetkit.reproduce.spoco",
-               "scale": "unetkit.reproduce.scale"}
+               "scale": "unetkit.reproduce.scale", "hpunet": "unetkit.reproduce.hpunet"}
 
 
 def get_experiment(name: str) -> Callable[..., dict[str, Any]]:
