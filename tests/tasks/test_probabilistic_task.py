@@ -141,3 +141,16 @@ def test_labels_postprocess_and_predictor(fake_model: str, tmp_path: Path) -> No
     model = FakeProbNet(1, 2, depth=1, base_features=4, norm=None)
     task.setup(model)
     assert task.predictor(model) is model  # prior-mean point prediction
+
+
+def test_weight_decay_spares_the_lagrange_multiplier(fake_model: str, samples: list, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "run")
+    cfg["optimizer"] = {"name": "adamw", "lr": 0.01, "weight_decay": 0.5}
+    trainer = Trainer(validate_config(cfg), **_data(samples))
+    w = trainer.task.geco.w
+    groups = trainer.optimizer.param_groups
+    (w_group,) = [g for g in groups if any(p is w for p in g["params"])]
+    assert w_group["weight_decay"] == 0.0 and w_group["params"] == [w]
+    others = [g for g in groups if g is not w_group]
+    assert len(others) == 1 and others[0]["weight_decay"] == 0.5
+    assert len(others[0]["params"]) == len(list(trainer.model.parameters()))

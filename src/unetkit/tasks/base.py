@@ -145,8 +145,9 @@ class Task(ABC):
     def setup(self, model: nn.Module) -> None:
         """Called once after the model is built and on its device, before the optimizer exists."""
 
-    def trainable_parameters(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        """Parameters the optimizer updates (default: all of the model's)."""
+    def trainable_parameters(self, model: nn.Module) -> Iterable[nn.Parameter | dict[str, Any]]:
+        """Parameters the optimizer updates (default: all of the model's); an item may also be a
+        parameter-group dict with its own optimizer settings, e.g. ``{"params": [w], "weight_decay": 0.0}``."""
         return model.parameters()
 
     def make_batch(self, sampler: PatchSampler) -> Batch:

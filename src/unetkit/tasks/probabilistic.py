@@ -133,11 +133,12 @@ class ProbabilisticTask(SemanticTask):
             device = next(iter(model.parameters())).device
             self.geco = GECO(**self.geco_options).to(device)
 
-    def trainable_parameters(self, model: nn.Module) -> Iterable[nn.Parameter]:
-        """The model's parameters, then GECO's ``w`` (ascent rule only)."""
+    def trainable_parameters(self, model: nn.Module) -> Iterable[nn.Parameter | dict[str, Any]]:
+        """The model's parameters, then GECO's ``w`` (ascent rule only) in a group of its own
+        without weight decay (``optimizer.weight_decay`` is for the network's weights)."""
         yield from model.parameters()
         if self.geco is not None and self.geco.w is not None:
-            yield self.geco.w
+            yield {"params": [self.geco.w], "weight_decay": 0.0}
 
     def loss(self, output: Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError("task probabilistic trains through training_step (elbo_forward), not loss()")

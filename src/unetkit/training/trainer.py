@@ -50,13 +50,24 @@ class FitResult:
 
 
 def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
-    """Adam / AdamW over ``parameters`` (an iterable of tensors, e.g. ``Task.trainable_parameters``)."""
+    """Adam / AdamW over ``parameters`` (``Task.trainable_parameters``): tensors, which get the
+    config's learning rate and weight decay, and optionally parameter-group dicts
+    (``{"params": [...], "weight_decay": 0.0}``) whose own settings override the config's (e.g. a
+    Lagrange multiplier that must not decay)."""
     opt = cfg.optimizer
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    params = [p for p in parameters if p.requires_grad]
-    if not params:
+    plain: list[torch.Tensor] = []
+    groups: list[dict[str, Any]] = []
+    for item in parameters:
+        if isinstance(item, dict):
+            kept = [p for p in item["params"] if p.requires_grad]
+            if kept:
+                groups.append({**item, "params": kept})
+        elif item.requires_grad:
+            plain.append(item)
+    if not plain and not groups:
         raise ConfigError("the task leaves no trainable parameters for the optimizer")
-    return cls(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    return cls(([{"params": plain}] if plain else []) + groups, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
 def check_training_window(model: nn.Module, output_shape: tuple[int, ...]) -> str | None:
