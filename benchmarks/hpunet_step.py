@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from unetkit.models import HPUNet, ProbUNet, UNet
 from unetkit.tasks.probabilistic import ProbabilisticTask
+from unetkit.training.trainer import parameter_groups
 
 MODELS = ("hpunet", "probunet")
 
@@ -83,9 +84,9 @@ class Contender:
         self.model, self.task, self.batch = model.train(), task, {"image": x, "target": y}
         if task is not None:
             task.setup(model)
-            params = list(task.trainable_parameters(model))
+            params = parameter_groups(task.trainable_parameters(model))  # GECO's w: a group of its own
         else:
-            params = list(model.parameters())
+            params = parameter_groups(model.parameters())
         self.opt = torch.optim.Adam(params, lr=1e-4)
         self.count = 0
 

@@ -49,13 +49,10 @@ class FitResult:
     seconds: float = 0.0
 
 
-def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
-    """Adam / AdamW over ``parameters`` (``Task.trainable_parameters``): tensors, which get the
-    config's learning rate and weight decay, and optionally parameter-group dicts
-    (``{"params": [...], "weight_decay": 0.0}``) whose own settings override the config's (e.g. a
-    Lagrange multiplier that must not decay)."""
-    opt = cfg.optimizer
-    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+def parameter_groups(parameters: Any) -> list[dict[str, Any]]:
+    """Optimizer parameter groups from ``Task.trainable_parameters``: the plain tensors in one
+    group (the optimizer's defaults), each parameter-group dict (``{"params": [...], ...}``, its
+    own settings) as it is; tensors without ``requires_grad`` are left out, empty groups dropped."""
     plain: list[torch.Tensor] = []
     groups: list[dict[str, Any]] = []
     for item in parameters:
@@ -65,9 +62,19 @@ def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
                 groups.append({**item, "params": kept})
         elif item.requires_grad:
             plain.append(item)
-    if not plain and not groups:
+    return ([{"params": plain}] if plain else []) + groups
+
+
+def build_optimizer(parameters: Any, cfg: RunConfig) -> torch.optim.Optimizer:
+    """Adam / AdamW over ``parameters`` (``Task.trainable_parameters``, see :func:`parameter_groups`):
+    plain tensors get the config's learning rate and weight decay, a group dict's own settings
+    override them (e.g. a Lagrange multiplier that must not decay)."""
+    opt = cfg.optimizer
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    groups = parameter_groups(parameters)
+    if not groups:
         raise ConfigError("the task leaves no trainable parameters for the optimizer")
-    return cls(([{"params": plain}] if plain else []) + groups, lr=opt.lr, weight_decay=opt.weight_decay)
+    return cls(groups, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
 def check_training_window(model: nn.Module, output_shape: tuple[int, ...]) -> str | None:
