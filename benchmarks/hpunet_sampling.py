@@ -33,23 +33,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from benchcommon import interleaved_medians, load, machine, with_threads, write_report
+from benchcommon import PROBABILISTIC_MODELS as MODELS
+from benchcommon import (
+    add_probabilistic_args,
+    interleaved_medians,
+    load,
+    machine,
+    with_threads,
+    write_report,
+)
+from benchcommon import build_probabilistic as build
 from torch import Tensor, nn
-
-from unetkit.models import HPUNet, ProbUNet
-
-MODELS = ("hpunet", "probunet")
-
-
-def build(name: str, args: argparse.Namespace) -> nn.Module:
-    """The model ``name`` from the command line's architecture options (2 classes, 1 channel)."""
-    torch.manual_seed(args.seed)
-    if name == "hpunet":
-        return HPUNet(1, args.classes, ndim=2, levels=args.levels, base_channels=args.base,
-                      max_channels=args.max_channels, blocks_per_level=args.blocks,
-                      latent_scales=args.latent_scales, latent_channels=args.latent_channels)
-    return ProbUNet(1, args.classes, ndim=2, depth=args.depth, base_features=args.features,
-                    latent_dim=args.latent_dim)
 
 
 def sync(device: torch.device) -> None:
@@ -100,17 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=128, help="edge length P of the one image (multiple of 16)")
     ap.add_argument("--samples", type=int, default=16, help="n, samples per image")
-    ap.add_argument("--classes", type=int, default=2)
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    ap.add_argument("--levels", type=int, default=5, help="HPU-Net levels")
-    ap.add_argument("--base", type=int, default=16, help="HPU-Net base channels")
-    ap.add_argument("--max-channels", type=int, default=64, help="HPU-Net channel cap")
-    ap.add_argument("--blocks", type=int, default=2, help="HPU-Net residual blocks per level")
-    ap.add_argument("--latent-scales", type=int, default=3, help="HPU-Net latent scales")
-    ap.add_argument("--latent-channels", type=int, default=1, help="HPU-Net latent channels")
-    ap.add_argument("--depth", type=int, default=4, help="ProbU-Net depth")
-    ap.add_argument("--features", type=int, default=16, help="ProbU-Net base features")
-    ap.add_argument("--latent-dim", type=int, default=6, help="ProbU-Net latent dimensions")
+    add_probabilistic_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cpu")

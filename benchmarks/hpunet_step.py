@@ -34,14 +34,22 @@ import time
 from pathlib import Path
 
 import torch
-from benchcommon import interleaved_medians, load, machine, with_threads, write_report
+from benchcommon import PROBABILISTIC_MODELS as MODELS
+from benchcommon import (
+    add_probabilistic_args,
+    interleaved_medians,
+    load,
+    machine,
+    saved_tensor_bytes,
+    with_threads,
+    write_report,
+)
+from benchcommon import build_probabilistic as build
 from torch import Tensor, nn
 
-from unetkit.models import HPUNet, ProbUNet, UNet
+from unetkit.models import UNet
 from unetkit.tasks.probabilistic import ProbabilisticTask
 from unetkit.training.trainer import parameter_groups
-
-MODELS = ("hpunet", "probunet")
 
 
 def n_params(model: nn.Module) -> int:
@@ -64,16 +72,6 @@ def matched_unet_base(target: int, args: argparse.Namespace) -> int:
         if count > target:
             break
     return best
-
-
-def build(name: str, args: argparse.Namespace) -> nn.Module:
-    torch.manual_seed(args.seed)
-    if name == "hpunet":
-        return HPUNet(1, args.classes, ndim=2, levels=args.levels, base_channels=args.base,
-                      max_channels=args.max_channels, blocks_per_level=args.blocks,
-                      latent_scales=args.latent_scales, latent_channels=args.latent_channels)
-    return ProbUNet(1, args.classes, ndim=2, depth=args.depth, base_features=args.features,
-                    latent_dim=args.latent_dim)
 
 
 class Contender:
@@ -113,18 +111,9 @@ class Contender:
 
     def saved_bytes(self) -> int:
         """Bytes of the tensors saved for backward by one forward + loss (each storage once)."""
-        seen: dict[int, int] = {}
-
-        def pack(t: Tensor) -> Tensor:
-            if t.device.type != "meta":
-                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = self.loss()
-        loss.backward()
+        count = saved_tensor_bytes(self.loss)
         self.opt.zero_grad(set_to_none=True)
-        return sum(seen.values())
+        return count
 
     def cuda_peak(self) -> int | None:
         device = self.batch["image"].device
@@ -139,18 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=128, help="edge length P (multiple of 16)")
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--classes", type=int, default=2)
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                     help="probabilistic contenders (the U-Net always runs, matched to the HPU-Net config)")
-    ap.add_argument("--levels", type=int, default=5, help="HPU-Net levels")
-    ap.add_argument("--base", type=int, default=16, help="HPU-Net base channels")
-    ap.add_argument("--max-channels", type=int, default=64, help="HPU-Net channel cap")
-    ap.add_argument("--blocks", type=int, default=2, help="HPU-Net residual blocks per level")
-    ap.add_argument("--latent-scales", type=int, default=3, help="HPU-Net latent scales")
-    ap.add_argument("--latent-channels", type=int, default=1, help="HPU-Net latent channels")
-    ap.add_argument("--depth", type=int, default=4, help="ProbU-Net depth")
-    ap.add_argument("--features", type=int, default=16, help="ProbU-Net base features")
-    ap.add_argument("--latent-dim", type=int, default=6, help="ProbU-Net latent dimensions")
+    add_probabilistic_args(ap)
     ap.add_argument("--unet-depth", type=int, default=4, help="depth of the matched U-Net")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)

@@ -25,7 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from benchcommon import interleaved_medians, load, machine, with_threads, write_report
+from benchcommon import (
+    interleaved_medians,
+    load,
+    machine,
+    saved_tensor_bytes,
+    with_threads,
+    write_report,
+)
 from torch import nn
 
 from unetkit.models import SEUNet, UNet
@@ -33,18 +40,9 @@ from unetkit.models import SEUNet, UNet
 
 def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     """Bytes of the tensors saved for backward by one forward + loss (each storage counted once)."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.device.type != "meta":
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
+    count = saved_tensor_bytes(lambda: nn.functional.cross_entropy(model(x), y))
     model.zero_grad(set_to_none=True)
-    return sum(seen.values())
+    return count
 
 
 def stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,6 +119,16 @@ def save_samples_figure(path: str | Path, image: np.ndarray, samples: np.ndarray
     return out
 
 
+def training_records(log_path: str | Path) -> list[dict[str, Any]]:
+    """The logged steps of a run's ``metrics.jsonl`` (event lines such as ``diverged`` left out);
+    ``[]`` when the file does not exist."""
+    log = Path(log_path)
+    if not log.is_file():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in records if "event" not in r]
+
+
 def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path | None:
     """Plot training loss, the task's named loss terms (``train/<part>``: e.g. reconstruction,
     KL per latent scale and the GECO multiplier of the probabilistic task) and validation
@@ -126,11 +137,7 @@ def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path | N
     Panels: training loss (log scale, symmetric log when it is not positive, as GECO's can be) |
     the task's terms, if it logs any (symmetric log scale) | validation metrics.
     """
-    log = Path(log_path)
-    if not log.is_file():
-        return None
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    records = [r for r in records if "event" not in r]
+    records = training_records(log_path)
     if not records:
         return None
     plt = _pyplot()

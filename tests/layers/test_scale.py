@@ -40,14 +40,7 @@ from unetkit.layers.scale_lift import mirror_indices
 FAST = settings(max_examples=8, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # noqa: ANN202
-    """Many small convolutions: with intra-op threads on a busy machine each call waits on its
-    threads (~20 ms instead of 0.3 ms); one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _lifted(ndim: int, size: int, scales: int = 3, channels: int = 2, seed: int = 0) -> torch.Tensor:

@@ -30,13 +30,7 @@ from unetkit.models import (
 from unetkit.models.probabilistic import one_hot_labels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny convolutions: one intra-op thread keeps them fast on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(ndim: int = 2, **kw: object) -> ProbUNet:

@@ -17,14 +17,7 @@ from unetkit.layers.scale_checks import image_scale_error, shift_error, smooth_i
 from unetkit.models import SEUNet, SResNet, UNet, as_tileable, create_model, list_models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # noqa: ANN202
-    """Many small convolutions: with intra-op threads on a busy machine each call waits on its
-    threads (~20 ms instead of 0.3 ms); one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _eval(net: torch.nn.Module) -> torch.nn.Module:

@@ -272,3 +272,39 @@ class GeometrySizes:
     def min_input_shape(self) -> tuple[int, ...]:
         """Smallest valid input spatial shape."""
         return self.geometry.min_input_shape()
+
+
+class SamePaddingSizes(GeometrySizes):
+    """The Tileable members of a same-padding model that never tiles exactly (SEU-Net, SResNet,
+    HPU-Net, ProbUNet): output shape = input shape, sizes multiples of ``geometry.shift_period``.
+
+    Subclasses set ``geometry`` (a same-padding :class:`UNetGeometry`), ``ndim``,
+    :attr:`TILING_INEXACT_REASON`, and implement :meth:`_halo_radius` and ``activation_bytes``.
+    """
+
+    ndim: int
+    TILING_INEXACT_REASON: str = ""
+
+    def _halo_radius(self) -> int:
+        """Upper bound of the receptive-field radius in pixels (the same on every axis)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _halo_radius")
+
+    @property
+    def padding(self) -> str:
+        """Always ``"same"``: output shape = input shape."""
+        return "same"
+
+    @property
+    def halo(self) -> tuple[int, ...]:
+        """Upper bound of the receptive-field radius per axis (:meth:`_halo_radius`)."""
+        return (self._halo_radius(),) * self.ndim
+
+    @property
+    def tiling_exact(self) -> bool:
+        """Never: see :attr:`tiling_inexact_reason`."""
+        return False
+
+    @property
+    def tiling_inexact_reason(self) -> str:
+        """Why stitched tiles differ from the whole-image prediction."""
+        return self.TILING_INEXACT_REASON

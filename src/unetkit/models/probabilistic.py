@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from unetkit.errors import ShapeError
 from unetkit.layers.factories import conv_nd
-from unetkit.models.geometry import GeometrySizes, UNetGeometry
+from unetkit.models.geometry import SamePaddingSizes, UNetGeometry
 
 IGNORE = -1
 """Ignored label value (same as :data:`unetkit.tasks.base.IGNORE`; not imported to keep models
@@ -186,9 +186,9 @@ def repeat_batch(x: Tensor, n: int) -> Tensor:
     return x.repeat_interleave(n, dim=0)
 
 
-class LatentSegmenterSizes(GeometrySizes):
-    """Tileable members shared by the probabilistic models: same padding (output shape = input
-    shape, sizes multiples of the model's ``geometry.shift_period``), tiling never exact.
+class LatentSegmenterSizes(SamePaddingSizes):
+    """Tileable members shared by the probabilistic models (:class:`SamePaddingSizes`: same
+    padding, tiling never exact) and their input check.
 
     Subclasses set ``geometry`` (a same-padding :class:`UNetGeometry`), ``ndim``,
     ``in_channels``, ``out_channels``, :attr:`TILING_INEXACT_REASON`, and implement
@@ -196,33 +196,8 @@ class LatentSegmenterSizes(GeometrySizes):
     """
 
     geometry: UNetGeometry
-    ndim: int
     in_channels: int
     out_channels: int
-    TILING_INEXACT_REASON: str = ""
-
-    def _halo_radius(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def padding(self) -> str:
-        """Always ``"same"``: output shape = input shape."""
-        return "same"
-
-    @property
-    def halo(self) -> tuple[int, ...]:
-        """Upper bound of the receptive-field radius of the deterministic path, per axis."""
-        return (self._halo_radius(),) * self.ndim
-
-    @property
-    def tiling_exact(self) -> bool:
-        """Never: see :attr:`tiling_inexact_reason`."""
-        return False
-
-    @property
-    def tiling_inexact_reason(self) -> str:
-        """Why stitched tiles differ from the whole-image prediction."""
-        return self.TILING_INEXACT_REASON
 
     def _check_input(self, x: Tensor) -> None:
         """``ShapeError`` unless ``x`` is ``(N, in_channels, *S)`` with a valid ``S``."""

@@ -47,7 +47,7 @@ from unetkit.layers.scale import (
     subsampling_reach,
 )
 from unetkit.layers.scale_layout import check_image
-from unetkit.models.geometry import GeometrySizes, UNetGeometry
+from unetkit.models.geometry import SamePaddingSizes, UNetGeometry
 from unetkit.models.protocol import CONV_WORKSPACE_FACTOR
 from unetkit.models.registry import ModelConfig
 
@@ -104,9 +104,9 @@ class SResNetConfig(ScaleNetConfig):
     )
 
 
-class _ScaleNet(GeometrySizes, nn.Module):
+class _ScaleNet(SamePaddingSizes, nn.Module):
     """Size arithmetic and the Tileable members shared by :class:`SEUNet` and :class:`SResNet`
-    (the size members from :class:`~unetkit.models.geometry.GeometrySizes`: inputs are multiples
+    (the size members from :class:`~unetkit.models.geometry.SamePaddingSizes`: inputs are multiples
     of 2^depth, output shape = input shape, shift period 2^depth).
 
     Subclasses set ``geometry`` (a same-padding :class:`UNetGeometry`), ``ndim``, ``in_channels``,
@@ -118,6 +118,7 @@ class _ScaleNet(GeometrySizes, nn.Module):
     in_channels: int
     out_channels: int
     scales: int
+    TILING_INEXACT_REASON = TILING_INEXACT_REASON
 
     def _halo_terms(self) -> list[tuple[int, int]]:
         """``(level, reach)`` of every layer on the longest path: reach pixels at resolution 2^-level."""
@@ -127,26 +128,9 @@ class _ScaleNet(GeometrySizes, nn.Module):
         """Channels (per scale) alive at the same time at each level 0..depth, for the memory estimate."""
         raise NotImplementedError
 
-    @property
-    def padding(self) -> str:
-        """Always ``"same"``: output shape = input shape."""
-        return "same"
-
-    @property
-    def halo(self) -> tuple[int, ...]:
-        """Upper bound of the receptive-field radius per axis: sum of 2^level * reach over the path."""
-        h = sum(2**level * reach for level, reach in self._halo_terms())
-        return (h,) * self.ndim
-
-    @property
-    def tiling_exact(self) -> bool:
-        """Never: see :attr:`tiling_inexact_reason`."""
-        return False
-
-    @property
-    def tiling_inexact_reason(self) -> str:
-        """Why stitched tiles differ from the whole-image prediction."""
-        return TILING_INEXACT_REASON
+    def _halo_radius(self) -> int:
+        """Upper bound of the receptive-field radius: sum of 2^level * reach over the path."""
+        return sum(2**level * reach for level, reach in self._halo_terms())
 
     def activation_bytes(self, input_shape: Sequence[int], batch_size: int = 1) -> int:
         """Upper estimate of the activation memory (bytes, float32) of one inference batch: the input,

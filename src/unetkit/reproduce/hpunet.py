@@ -50,11 +50,17 @@ import torch
 from scipy import ndimage as ndi
 
 from unetkit.clustering.hamming import hamming_clustering
-from unetkit.data.ambiguous import AmbiguousObjects, ambiguous_objects, instance_colouring, sample_truth
+from unetkit.data.ambiguous import (
+    AmbiguousObjects,
+    ambiguous_objects,
+    instance_colouring,
+    sample_truth,
+)
 from unetkit.data.datasets import make_sample
 from unetkit.metrics.distribution import ged, hungarian_matched_iou, iou_rec
 from unetkit.metrics.instance import adapted_rand_error
-from unetkit.reproduce.training import train_in_memory
+from unetkit.report import training_records
+from unetkit.reproduce.training import experiment_clock, train_in_memory
 
 OUTPUTS = ("report.md", "results.json", "samples.png", "instances.png", "training.png", "runs")
 """What :func:`run` writes into its folder (``unetkit reproduce`` refuses to replace them without --overwrite)."""
@@ -261,13 +267,11 @@ def _instances_figure(path: Path, images: np.ndarray, truth: np.ndarray, samples
     plt.close(fig)
 
 
-def _training_figure(path: Path, runs: Path) -> None:
-    """Reconstruction term, KL per scale and lambda of the HPU-Net on the ambiguous task, from its log."""
+def _training_figure(path: Path, records: list[dict[str, Any]]) -> None:
+    """Reconstruction term, KL per scale and lambda of the HPU-Net on the ambiguous task, from its
+    log ``records`` (:func:`unetkit.report.training_records`)."""
     from unetkit.report import _pyplot
 
-    records = [json.loads(line) for line in (runs / "ambiguous_hpunet" / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
-    records = [r for r in records if "event" not in r]
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     steps = [r["step"] for r in records]
@@ -406,15 +410,8 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     b = Budget.named(budget)
-    threads = torch.get_num_threads()
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        if verbose:
-            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
-
     shape = (b.size, b.size)
-    try:
+    with experiment_clock(verbose) as clock:
         train_a = ambiguous_objects(b.train_images, shape, 4, seed=0)
         test_a = ambiguous_objects(b.test_images, shape, 4, seed=1)
         train_c = instance_colouring(b.train_images, shape, 4, b.colours, seed=2)
@@ -427,7 +424,7 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
         geco: dict[str, float] = {}
         parameters: dict[str, int] = {}
         for name in MODELS:
-            say(f"train {name} on ambiguous objects")
+            clock.say(f"train {name} on ambiguous objects")
             ts = time.perf_counter()
             tr = train(out / "runs", f"ambiguous_{name}", name, train_a.images, train_a.graders, 2, b, b.iterations,
                        progress=verbose)
@@ -446,21 +443,22 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
                 for key in ("hpunet", *(f"hpunet_only_{k}" for k in scales)):
                     amb_scales[key] = ambiguous_metrics(draws[key], test_a, None)
                     spreads[key] = spread(draws[key], test_a)
-                geco = _geco_summary(out / "runs" / "ambiguous_hpunet", tr.cfg.task.kappa)
+                hpu_log = training_records(out / "runs" / "ambiguous_hpunet" / "metrics.jsonl")
+                geco = _geco_summary(hpu_log, tr.cfg.task.kappa)
         rng = np.random.default_rng(4)
         oracle = np.stack([sample_truth(test_a, i, b.samples, rng) for i in range(b.test_images)])
         amb["oracle"] = ambiguous_metrics(oracle, test_a, None)
         spreads["oracle"] = spread(oracle, test_a)
         draws["oracle"] = oracle
         _samples_figure(out / "samples.png", test_a, draws)
-        _training_figure(out / "training.png", out / "runs")
+        _training_figure(out / "training.png", hpu_log)
 
         inst: dict[str, dict[str, float]] = {}
         inst_draws: dict[str, np.ndarray] = {}
         found: dict[str, list[np.ndarray]] = {}
         classes = b.colours + 1
         for name in MODELS:
-            say(f"train {name} on instance colouring")
+            clock.say(f"train {name} on instance colouring")
             ts = time.perf_counter()
             tr = train(out / "runs", f"instances_{name}", name, train_c.images, train_c.graders, classes, b,
                        b.instance_iterations, topk=False, progress=verbose)
@@ -492,11 +490,9 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
                    "task_configs": {"ambiguous": {m: task_config(m) for m in MODELS},
                                     "instances": {m: task_config(m, topk=False) for m in MODELS}}, "parameters": parameters, "ambiguous": amb,
                    "ambiguous_scales": amb_scales, "spread": spreads, "instances": inst, "geco": geco,
-                   "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
+                   "train_seconds": train_seconds, "seconds": clock.seconds()}
         (out / "results.json").write_text(json.dumps(results, indent=2))
         _report(out, results, b)
-    finally:
-        torch.set_num_threads(threads)
     return results
 
 
@@ -511,9 +507,9 @@ def _random_colourings(instances: np.ndarray, n: int, colours: int, rng: np.rand
     return np.stack(out)
 
 
-def _geco_summary(run: Path, kappa: float) -> dict[str, float]:
-    """Lambda's first, largest (and its step) and last logged value, and the last reconstruction per loss pixel."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+def _geco_summary(records: list[dict[str, Any]], kappa: float) -> dict[str, float]:
+    """Lambda's first, largest (and its step) and last logged value, the last reconstruction per
+    loss pixel and the KL per scale at the end, from a GECO run's log ``records``."""
     records = [r for r in records if "train/lambda" in r]
     if not records:
         return {}

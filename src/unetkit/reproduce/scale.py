@@ -43,7 +43,7 @@ from unetkit.data.datasets import make_sample
 from unetkit.data.rescale import DEFAULT_SCALE_FACTORS
 from unetkit.data.synthetic import textured_objects
 from unetkit.metrics.scales import evaluate_scales, plot_scale_curves
-from unetkit.reproduce.training import train_in_memory
+from unetkit.reproduce.training import experiment_clock, train_in_memory
 from unetkit.training import Trainer
 
 OUTPUTS = ("report.md", "results.json", "scale_curves.png", "runs")
@@ -217,24 +217,17 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     b = Budget.named(budget)
-    threads = torch.get_num_threads()
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        if verbose:
-            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
-
-    try:
+    with experiment_clock(verbose) as clock:
         train_pairs, test = data(b.train_images, b, seed=0), data(b.test_images, b, seed=1)
         scales: dict[str, Any] = {}
         train_seconds: dict[str, float] = {}
         eval_seconds: dict[str, float] = {}
         for name in MODELS:
-            say(f"train {name}")
+            clock.say(f"train {name}")
             ts = time.perf_counter()
             tr = train(out / "runs", name, train_pairs, b, progress=verbose)
             train_seconds[name] = time.perf_counter() - ts
-            say(f"evaluate {name}")
+            clock.say(f"evaluate {name}")
             ts = time.perf_counter()
             with torch.no_grad():
                 scales[name] = evaluate_scales(tr.model, tr.task, tr.cfg, [img for img, _ in test],
@@ -244,9 +237,7 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
         results = {"budget": budget, "budget_sizes": asdict(b), "models": list(MODELS),
                    "model_configs": {m: model_config(m, b) for m in MODELS}, "jitter_r": JITTER_R,
                    "scales": scales, "summary": summary(scales), "train_seconds": train_seconds,
-                   "eval_seconds": eval_seconds, "seconds": time.perf_counter() - t0}
+                   "eval_seconds": eval_seconds, "seconds": clock.seconds()}
         (out / "results.json").write_text(json.dumps(results, indent=2))
         _report(out, results, b)
-    finally:
-        torch.set_num_threads(threads)
     return results

@@ -43,7 +43,7 @@ import torch
 from unetkit.data.datasets import Sample, make_sample
 from unetkit.data.synthetic import blobs
 from unetkit.inference import predict
-from unetkit.reproduce.training import train_in_memory
+from unetkit.reproduce.training import experiment_clock, train_in_memory
 from unetkit.training import Trainer
 
 OUTPUTS = ("report.md", "results.json", "embeddings_pca.png", "segmentations.png", "runs")
@@ -341,14 +341,7 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     b = Budget.named(budget)
-    threads = torch.get_num_threads()
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        if verbose:
-            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
-
-    try:
+    with experiment_clock(verbose) as clock:
         runs = out / "runs"
         shape = (b.size, b.size)
         n_extra = b.budget_objects + 1
@@ -368,7 +361,7 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
         embs2: dict[str, list[np.ndarray]] = {}
         trainers: dict[str, Trainer] = {}
         for name, (task, tset) in settings.items():
-            say(f"2-D {name}")
+            clock.say(f"2-D {name}")
             ts = time.perf_counter()
             tr = train(runs, name.replace("@", "_"), task, tset, b, progress=verbose)
             metrics, embs = evaluate(tr.model, test)
@@ -377,14 +370,14 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
                         "fraction": task.get("fraction"), "task": task, "seconds": time.perf_counter() - ts}
             embs2[name] = embs
             trainers[name] = tr
-        say("clustering comparison")
+        clock.say("clustering comparison")
         clustering = clustering_table(trainers["spoco@0.4"], test, embs2["spoco@0.4"], min_size=MIN_SIZE[2])
         shape3 = (b.size_3d,) * 3
         data3 = cells(3, shape3, seed=1)
         train3, test3 = samples(data3[:2], 3), data3[2:]
         s3: dict[str, Any] = {}
         for name, task in (("embedding", EMBEDDING_TASK), ("spoco@0.4", spoco_task(0.4))):
-            say(f"3-D {name}")
+            clock.say(f"3-D {name}")
             ts = time.perf_counter()
             tr = train(runs, "3d_" + name.replace("@", "_"), task, train3, b, ndim=3, iterations=b.iterations_3d,
                        progress=verbose)
@@ -392,17 +385,15 @@ def run(out: str | Path, *, budget: str = "full", verbose: bool = False) -> dict
             s3[name] = {"metrics": metrics, "labelled_objects": labelled_objects(tr),
                         "objects": [int(np.unique(s.labels[s.labels > 0]).size) for s in train3],
                         "fraction": task.get("fraction"), "seconds": time.perf_counter() - ts}
-        say("figures")
+        clock.say("figures")
         img0, gt0 = test[0]
         shown = ("embedding", "spoco@0.1", "spoco@1.0", "spoco@0.1_no_ucon", "budget_sparse_N_images")
         _figures(out, make_sample(img0, gt0.astype(np.int64), ndim=2).image[0], gt0,
                  {k: embs2[k][0] for k in shown})
-        seconds = time.perf_counter() - t0
+        seconds = clock.seconds()
         results = {"budget": budget, "budget_sizes": asdict(b), "settings_2d": s2, "settings_3d": s3,
                    "clustering": clustering, "clustering_model": "spoco@0.4",
                    "test_objects": [int(np.unique(l[l > 0]).size) for _, l in test], "seconds": seconds}
         (out / "results.json").write_text(json.dumps(results, indent=2))
         _report(out, results, b)
-    finally:
-        torch.set_num_threads(threads)
     return results
